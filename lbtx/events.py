@@ -1,0 +1,192 @@
+"""Event classes, one per event type of the schema, derived at import time.
+
+Every class has the common header slots (``timestamp``, ``host``, ``level``,
+``priority``, ``job_id``, ``seqcode``, ``user``, ``source``, ``src_instance``,
+``arrived``) and one slot per attribute of its type, named by the attribute's
+``py_name``. Unset attributes hold the schema's sentinel (``None`` for texts and
+ids, ``0``/``-1`` for numbers, the ``UNDEFINED`` member for enumerations).
+
+>>> ev = EVENT_CLASSES["Running"](node="wn01")
+>>> ev.type_name, ev.node
+('Running', 'wn01')
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+from lbtx.errors import LBFormatError
+from lbtx.jobid import JobId, NotifId
+from lbtx.schema import ENUMS, EVENT_SPECS, HEADER, AttrSpec, EventSpec, Level, Source, event_spec
+from lbtx.timeval import NULL_TIME, Timeval
+
+HEADER_SLOTS = tuple(a.py_name for a in HEADER)
+_HEADER_BY_PY = {a.py_name: a for a in HEADER}
+
+
+def null_value(spec: AttrSpec) -> Any:
+    """The Python value that stands for "unset" for an attribute."""
+    if spec.type == "timeval":
+        return NULL_TIME
+    if spec.enum is not None and ENUMS[spec.enum].undefined is not None:
+        return ENUMS[spec.enum](spec.null)
+    return spec.null
+
+
+def is_unset(spec: AttrSpec, value: Any) -> bool:
+    """Whether ``value`` is the attribute's sentinel (a required attribute must not be)."""
+    if spec.type == "timeval":
+        return value is None or value == NULL_TIME
+    return value is None or value == spec.null
+
+
+class Event:
+    """Base class of all event classes. Subclasses differ only in their slots and ``spec``."""
+
+    __slots__ = HEADER_SLOTS
+    spec: EventSpec
+    type_name: str
+    code: int
+    attr_specs: tuple[AttrSpec, ...] = ()
+    _defaults: dict[str, Any] = {}
+
+    def __init__(self, **values: Any):
+        for name, default in self._defaults.items():
+            setattr(self, name, values.pop(name, default))
+        if values:
+            raise TypeError(f"{self.type_name} has no attribute(s) {', '.join(sorted(values))}")
+
+    # --- access -------------------------------------------------------------
+    def attrs(self) -> dict[str, Any]:
+        """The type-specific attributes as a dict ``py_name -> value``."""
+        return {a.py_name: getattr(self, a.py_name) for a in self.attr_specs}
+
+    def header(self) -> dict[str, Any]:
+        return {n: getattr(self, n) for n in HEADER_SLOTS}
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        for n in self._defaults:
+            yield n, getattr(self, n)
+
+    def copy(self, **changes: Any) -> "Event":
+        values = dict(self.items())
+        values.update(changes)
+        return type(self)(**values)
+
+    def dedupe_key(self) -> tuple:
+        """What makes two events of one job the same event (formats.md §6.6)."""
+        return (self.code, int(self.source), self.host, self.timestamp, int(self.level), self.seqcode)
+
+    # --- checks -------------------------------------------------------------
+    def validate(self, *, require_user: bool = True, require_job_id: bool = True) -> "Event":
+        """Check types and completeness; raise :class:`LBFormatError` saying what is wrong.
+
+        Returns the event, so that ``Cls(...).validate()`` reads naturally.
+        """
+        for spec in HEADER:
+            value = getattr(self, spec.py_name)
+            if spec.py_name == "user" and not require_user and value is None:
+                continue
+            if spec.py_name == "job_id" and not require_job_id and value is None:
+                continue
+            _check_value(self.type_name, spec, value)
+            if spec.required and spec.py_name != "level" and is_unset(spec, value):
+                if spec.type == "string" and value == "":
+                    continue  # HOST and DG.SEQCODE may be empty
+                raise LBFormatError(f"{self.type_name}: required header field {spec.ulm_key} is missing",
+                                    code="MSG_INCOMPLETE", key=spec.ulm_key)
+        for spec in self.attr_specs:
+            value = getattr(self, spec.py_name)
+            _check_value(self.type_name, spec, value)
+            if spec.required and is_unset(spec, value):
+                raise LBFormatError(f"{self.type_name}: required attribute {spec.name} is missing",
+                                    code="MSG_INCOMPLETE", key=spec.ulm_key)
+        return self
+
+    # --- comparison and display ----------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._defaults)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.seqcode, self.timestamp))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={v!r}" for n, v in self.items() if v != self._defaults[n])
+        return f"{self.type_name}({shown})"
+
+
+_TYPE_CHECKS = {
+    "string": lambda v: isinstance(v, str) and "\0" not in v,
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63,
+    "port": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535,
+    "bool": lambda v: isinstance(v, (bool, int)),
+    "double": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "float": lambda v: isinstance(v, (int, float)) and math.isfinite(v),
+    "timeval": lambda v: isinstance(v, Timeval) and 0 <= v.usec < 1_000_000 and 0 <= v.sec < 2**37,
+    "jobid": lambda v: isinstance(v, JobId),
+    "notifid": lambda v: isinstance(v, NotifId),
+    "taglist": lambda v: isinstance(v, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) and x and "," not in x
+                                                     and "\0" not in x for x in p)
+        and "=" not in p[0] for p in v),
+}
+
+
+def _check_value(type_name: str, spec: AttrSpec, value: Any) -> None:
+    """Raise LBFormatError if ``value`` is not of the attribute's type."""
+    t = spec.type
+    if value is None:
+        if spec.null is not None and t != "timeval":
+            raise LBFormatError(f"{type_name}: {spec.name} cannot be None", key=spec.ulm_key or spec.name)
+        return
+    if spec.enum is not None:
+        cls = ENUMS[spec.enum]
+        if spec.flags is None and not isinstance(value, cls):
+            raise LBFormatError(f"{type_name}: {spec.name} must be a {cls.__name__}, not {value!r}",
+                                key=spec.ulm_key or spec.name)
+        return
+    ok = _TYPE_CHECKS.get(t)
+    if ok is not None and not ok(value):
+        raise LBFormatError(f"{type_name}: {spec.name} has a bad {t} value {value!r:.80}",
+                            key=spec.ulm_key or spec.name)
+
+
+def _make_class(spec: EventSpec) -> type[Event]:
+    slots = tuple(a.py_name for a in spec.attrs)
+    defaults = {a.py_name: null_value(a) for a in HEADER}
+    defaults.update({a.py_name: null_value(a) for a in spec.attrs})
+    return type(spec.name, (Event,), {
+        "__slots__": slots,
+        "spec": spec,
+        "type_name": spec.name,
+        "code": spec.code,
+        "attr_specs": spec.attrs,
+        "_defaults": defaults,
+        "__doc__": spec.doc,
+    })
+
+
+#: Event class by type name, e.g. ``EVENT_CLASSES["RegJob"]``.
+EVENT_CLASSES: dict[str, type[Event]] = {s.name: _make_class(s) for s in EVENT_SPECS}
+
+
+def event_class(name: str) -> type[Event]:
+    """The class of the event type ``name`` (case-insensitive); LBFormatError if unknown."""
+    spec = event_spec(name)
+    if spec is None:
+        raise LBFormatError(f"unknown event type {name[:60]!r}", code="EVENT_UNDEF", key="DG.EVNT")
+    return EVENT_CLASSES[spec.name]
+
+
+def make_event(type_name: str, **values: Any) -> Event:
+    """Build an event of ``type_name`` with producer defaults (level SYSTEM, priority 0)."""
+    values.setdefault("level", Level.SYSTEM)
+    values.setdefault("priority", 0)
+    return event_class(type_name)(**values)
+
+
+__all__ = ["Event", "EVENT_CLASSES", "event_class", "make_event", "null_value", "is_unset",
+           "HEADER_SLOTS", "Source", "Level"]

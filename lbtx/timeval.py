@@ -1,0 +1,86 @@
+"""Points in time with microsecond precision, as L&B carries them.
+
+A :class:`Timeval` is ``(sec, usec)`` since the Unix epoch, UTC. ULM writes it as
+``YYYYMMDDhhmmss.uuuuuu``; JSON and the scenario files as
+``YYYY-MM-DDThh:mm:ss.ffffffZ``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import NamedTuple
+
+from lbtx.errors import LBFormatError
+
+_DIGITS = frozenset("0123456789")
+
+
+class Timeval(NamedTuple):
+    sec: int
+    usec: int
+
+    @classmethod
+    def now(cls, clock=time.time) -> "Timeval":
+        t = clock()
+        sec = int(t)
+        return cls(sec, int(round((t - sec) * 1_000_000)) % 1_000_000)
+
+    @classmethod
+    def from_float(cls, t: float) -> "Timeval":
+        sec = int(t // 1)
+        return cls(sec, min(999_999, int(round((t - sec) * 1_000_000))))
+
+    def to_float(self) -> float:
+        return self.sec + self.usec / 1_000_000
+
+    def is_null(self) -> bool:
+        return self.sec == 0 and self.usec == 0
+
+    # --- ULM ---
+    @classmethod
+    def from_ulm(cls, text: str) -> "Timeval":
+        """Parse ``YYYYMMDDhhmmss[.uuuuuu]``; fewer than six microsecond digits are
+        read as an integer count, as upstream does."""
+        if len(text) < 14 or not _DIGITS.issuperset(text[:14]):
+            raise LBFormatError(f"bad ULM date {text[:40]!r}: expected YYYYMMDDhhmmss.uuuuuu")
+        usec = 0
+        rest = text[14:]
+        if rest:
+            if rest[0] != "." or len(rest) > 7 or (len(rest) > 1 and not _DIGITS.issuperset(rest[1:])):
+                raise LBFormatError(f"bad ULM date {text[:40]!r}: expected .uuuuuu after the seconds")
+            usec = int(rest[1:]) if len(rest) > 1 else 0
+        y, mo, d = int(text[0:4]), int(text[4:6]), int(text[6:8])
+        h, mi, s = int(text[8:10]), int(text[10:12]), int(text[12:14])
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
+            raise LBFormatError(f"bad ULM date {text!r}: field out of range")
+        return cls(calendar.timegm((y, mo, d, h, mi, s)), usec)
+
+    def to_ulm(self) -> str:
+        t = time.gmtime(self.sec)
+        return "%04d%02d%02d%02d%02d%02d.%06d" % (t[0], t[1], t[2], t[3], t[4], t[5], self.usec)
+
+    # --- ISO 8601 (JSON, scenarios) ---
+    @classmethod
+    def from_iso(cls, text: str) -> "Timeval":
+        """Parse ``YYYY-MM-DDThh:mm:ss[.ffffff]Z``."""
+        try:
+            if not text.endswith("Z") or text[4] != "-" or text[10] != "T":
+                raise ValueError
+            base, _, frac = text[:-1].partition(".")
+            st = time.strptime(base, "%Y-%m-%dT%H:%M:%S")
+            usec = int(frac.ljust(6, "0")[:6]) if frac else 0
+        except (ValueError, IndexError):
+            raise LBFormatError(f"bad timestamp {text[:40]!r}: expected YYYY-MM-DDThh:mm:ss.ffffffZ") from None
+        return cls(calendar.timegm(st), usec)
+
+    def to_iso(self) -> str:
+        t = time.gmtime(self.sec)
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (t[0], t[1], t[2], t[3], t[4], t[5], self.usec)
+
+    def to_iso_seconds(self) -> str:
+        t = time.gmtime(self.sec)
+        return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (t[0], t[1], t[2], t[3], t[4], t[5])
+
+
+NULL_TIME = Timeval(0, 0)

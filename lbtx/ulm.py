@@ -1,0 +1,375 @@
+"""The ULM event text format (formats.md §2): one event per line of ``KEY=VALUE`` fields.
+
+:func:`parse` turns a line into an :class:`~lbtx.events.Event`; :func:`format` turns
+an event into a line. Every problem with the input raises :class:`ULMError` (a
+:class:`~lbtx.errors.LBFormatError`) naming the key and offset concerned, and no
+other exception escapes :func:`parse`.
+
+Upstream quirks that lbtx does not reproduce: a known key given twice is always an
+error; records over 100 fields or 100 separator bytes are rejected rather than
+overflowing; an unknown enumeration name is reported as a bad value (upstream maps
+it to UNDEFINED and then reports the record incomplete).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable
+
+from lbtx.errors import LBFormatError, ULMError
+from lbtx.events import EVENT_CLASSES, Event, HEADER_SLOTS, null_value
+from lbtx.jobid import JobId, NotifId
+from lbtx.schema import ENUMS, EVENT_SPECS, HEADER, AttrSpec, event_spec
+from lbtx.timeval import NULL_TIME, Timeval
+
+__all__ = ["parse", "parse_bytes", "format", "format_bytes", "ULMError", "DEFAULT_MAX_LENGTH",
+           "MAX_FIELDS", "MAX_SEPARATORS"]
+
+#: Longest record accepted by default (the server and loggers take their own limit).
+DEFAULT_MAX_LENGTH = 16 * 1024 * 1024
+#: Upstream's fixed table sizes; longer records are rejected.
+MAX_FIELDS = 100
+MAX_SEPARATORS = 100
+
+_NAME = r"[A-Za-z0-9._-]+"
+_VALUE = r'"[^"\\]*(?:\\.[^"\\]*)*"|[^ \t\n"\\=]*'
+_FIELD = rf"(?:{_NAME})=(?:{_VALUE})"
+_LINE_RE = re.compile(rf"[ \t]*{_FIELD}(?:[ \t]+{_FIELD})*[ \t]*\n?", re.S)
+_FIELDS_RE = re.compile(rf"([ \t]*)({_NAME})=({_VALUE})", re.S)
+_UNESCAPE_RE = re.compile(r"\\(.)", re.S)
+_INT_RE = re.compile(r"[+-]?[0-9]{1,19}\Z")
+
+
+def _unescape_char(m: re.Match) -> str:
+    c = m.group(1)
+    return "\n" if c == "n" else c
+
+
+def _unescape(text: str) -> str:
+    return _UNESCAPE_RE.sub(_unescape_char, text) if "\\" in text else text
+
+
+def _escape(text: str) -> str:
+    if "\\" in text or '"' in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return text
+
+
+# --- value converters: text (non-empty, unescaped) -> Python value -------------
+
+def _to_int(text: str) -> int:
+    if not _INT_RE.match(text):
+        raise ValueError("not a decimal integer")
+    v = int(text)
+    if not -2**63 <= v < 2**63:
+        raise ValueError("integer out of range")
+    return v
+
+
+def _to_port(text: str) -> int:
+    v = _to_int(text)
+    if not 0 <= v <= 65535:
+        raise ValueError("port out of range 0..65535")
+    return v
+
+
+def _to_double(text: str) -> float:
+    if len(text) > 64:
+        raise ValueError("number too long")
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError("not a finite number")
+    return v
+
+
+def _to_taglist(text: str) -> tuple | None:
+    pairs = []
+    for item in text.split(","):
+        name, eq, value = item.partition("=")
+        if eq and name and value:
+            pairs.append((name, value))
+    return tuple(pairs) or None
+
+
+def _to_bool(text: str) -> int:
+    v = _to_int(text)
+    if v not in (0, 1):
+        raise ValueError("not 0 or 1")
+    return v
+
+
+def _enum_converter(enum_name: str) -> Callable[[str], Any]:
+    cls = ENUMS[enum_name]
+
+    def convert(text: str):
+        member = cls.from_text(text)
+        if member is None:
+            raise ValueError(f"not a {enum_name} name")
+        return member
+    return convert
+
+
+def _converter(spec: AttrSpec) -> Callable[[str], Any]:
+    if spec.enum is not None and spec.flags is None:
+        return _enum_converter(spec.enum)
+    return {
+        "string": str,
+        "int": _to_int,
+        "port": _to_port,
+        "bool": _to_bool,
+        "double": _to_double,
+        "float": _to_double,
+        "timeval": Timeval.from_ulm,
+        "jobid": JobId.parse,
+        "notifid": NotifId.parse,
+        "taglist": _to_taglist,
+    }[spec.type]
+
+
+# --- value formatters: Python value -> text ---------------------------------
+
+def _fmt_double(v: float) -> str:
+    text = "%f" % v
+    return text if float(text) == v else repr(float(v))
+
+
+def _formatter(spec: AttrSpec) -> Callable[[Any], str]:
+    if spec.enum is not None and spec.flags is None:
+        if spec.type == "logsrc":
+            return lambda v: v.text
+        return lambda v: v.name
+    return {
+        "string": lambda v: "" if v is None else _escape(v),
+        "int": str,
+        "port": str,
+        "bool": lambda v: str(int(v)),
+        "double": _fmt_double,
+        "float": _fmt_double,
+        "timeval": lambda v: "" if v is None else v.to_ulm(),
+        "jobid": lambda v: "" if v is None else str(v),
+        "notifid": lambda v: "" if v is None else str(v),
+        "taglist": lambda v: "" if not v else ",".join(f"{n}={x}" for n, x in v),
+    }[spec.type]
+
+
+# --- per-key tables, built once ---------------------------------------------
+
+# key -> (slot, converter, spec) for the common header
+_HEADER_KEYS = {a.ulm_key: (a.py_name, _converter(a), a) for a in HEADER}
+# event type -> key -> (slot, converter, spec)
+_EVENT_KEYS = {
+    s.name: {a.ulm_key: (a.py_name, _converter(a), a) for a in s.attrs} for s in EVENT_SPECS
+}
+# every event-specific key -> the type it belongs to (for KEY_MISUSE)
+_ALL_EVENT_KEYS = {a.ulm_key: s.name for s in EVENT_SPECS for a in s.attrs}
+# header strings that may legitimately be empty
+_EMPTY_OK = frozenset({"HOST", "DG.SEQCODE"})
+_FORMATTERS = {
+    s.name: tuple((a.ulm_key, a.py_name, _formatter(a)) for a in s.attrs) for s in EVENT_SPECS
+}
+_HEADER_FMT = {a.py_name: _formatter(a) for a in HEADER}
+
+
+def _fail(reason: str, code: str = "BROKEN_ULM", key: str | None = None,
+          position: int | None = None) -> ULMError:
+    return ULMError(reason, code=code, key=key, position=position)
+
+
+def _syntax_error(line: str) -> ULMError:
+    """Find where ``line`` stops being valid ULM and say why."""
+    pos = 0
+    n = len(line)
+    first = True
+    while True:
+        start = pos
+        while pos < n and line[pos] in " \t":
+            pos += 1
+        if pos >= n or line[pos] == "\n":
+            if first:
+                return _fail("empty record: no KEY=VALUE field", position=pos)
+            return _fail("text after the end of the record", position=pos)
+        if not first and pos == start:
+            return _fail("fields must be separated by blanks", position=pos)
+        m = re.compile(_NAME).match(line, pos)
+        if m is None:
+            if line[pos] == "=":
+                return _fail("'=' without a key name before it", position=pos)
+            return _fail(f"bad character {line[pos]!r} in a key name", position=pos)
+        pos = m.end()
+        if pos >= n or line[pos] != "=":
+            return _fail(f"key {m.group()[:60]!r} is not followed by '='", key=m.group()[:60],
+                         position=pos)
+        pos += 1
+        key = m.group()[:60]
+        if pos < n and line[pos] == '"':
+            q = pos
+            pos += 1
+            while pos < n and line[pos] != '"':
+                pos += 2 if line[pos] == "\\" else 1
+            if pos >= n:
+                return _fail("unterminated quoted value", key=key, position=q)
+            pos += 1
+            if pos < n and line[pos] not in " \t\n":
+                return _fail("a closing quote must be followed by a blank or the end", key=key,
+                             position=pos)
+        else:
+            while pos < n and line[pos] not in ' \t\n"\\=':
+                pos += 1
+            if pos < n and line[pos] in '"\\=':
+                what = {'"': "a stray quote", "\\": "a backslash outside quotes",
+                        "=": "a second '='"}[line[pos]]
+                return _fail(f"{what} in an unquoted value", key=key, position=pos)
+        if pos < n and line[pos] == "\n":
+            if line[pos + 1:].strip(" \t\n"):
+                return _fail("text after the end of the record", position=pos + 1)
+        first = False
+
+
+def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool = False,
+          require_job_id: bool = True) -> Event:
+    """Parse one ULM record into an event.
+
+    ``require_user``: DG.USER must be present (the server's view; producers talking
+    to a logger omit it). ``require_job_id=False`` accepts template records without
+    DG.JOBID, as the sample streams of the original test suite are.
+
+    Raises :class:`ULMError` for anything that is not a complete, valid record.
+    """
+    if not isinstance(line, str):
+        raise _fail(f"a ULM record is text, not {type(line).__name__}")
+    if len(line) > max_length:
+        raise _fail(f"record of {len(line)} characters exceeds the limit of {max_length}",
+                    code="TOO_LONG")
+    if "\0" in line:
+        raise _fail("NUL character in the record", position=line.index("\0"))
+    if _LINE_RE.fullmatch(line) is None:
+        raise _syntax_error(line)
+    fields = _FIELDS_RE.findall(line)
+    if len(fields) > MAX_FIELDS:
+        raise _fail(f"record has {len(fields)} fields, more than {MAX_FIELDS}", code="TOO_LONG")
+    if sum(len(ws) for ws, _, _ in fields) - len(fields[0][0]) > MAX_SEPARATORS:
+        raise _fail(f"record has more than {MAX_SEPARATORS} separator blanks", code="TOO_LONG")
+
+    raw: dict[str, str] = {}
+    for _ws, name, value in fields:
+        key = name.upper()
+        if key in raw and (key in _HEADER_KEYS or key in _ALL_EVENT_KEYS or key == "DG.EVNT"):
+            raise _fail(f"key {key} given twice", code="KEY_DUPLICITY", key=key)
+        if value[:1] == '"':
+            value = _unescape(value[1:-1])
+        raw[key] = value
+
+    rtype = raw.get("DG.TYPE")
+    if rtype is not None and rtype.lower() == "notification":
+        type_name, incomplete_ok = "Notification", True
+    elif rtype is not None and rtype.lower() == "command":
+        raise _fail("a command record is not an event", code="EVENT_UNDEF", key="DG.TYPE")
+    else:
+        evnt = raw.get("DG.EVNT")
+        if not evnt:
+            raise _fail("the record has no DG.EVNT", code="EVENT_UNDEF", key="DG.EVNT")
+        spec = event_spec(evnt)
+        if spec is None:
+            raise _fail(f"unknown event type {evnt[:60]!r}", code="EVENT_UNDEF", key="DG.EVNT")
+        type_name, incomplete_ok = spec.name, False
+
+    cls = EVENT_CLASSES[type_name]
+    ev = cls.__new__(cls)
+    for slot, default in cls._defaults.items():
+        setattr(ev, slot, default)
+    own = _EVENT_KEYS[type_name]
+    seen: set[str] = set()
+    for key, text in raw.items():
+        entry = _HEADER_KEYS.get(key) or own.get(key)
+        if entry is None:
+            other = _ALL_EVENT_KEYS.get(key)
+            if other is not None:
+                raise _fail(f"key {key} belongs to event type {other}, not {type_name}",
+                            code="KEY_MISUSE", key=key)
+            continue  # unknown keys (PROG, DG.LLLID, DG.ARRIVED, ...) are ignored
+        slot, convert, spec = entry
+        if text == "":
+            if key in _EMPTY_OK:
+                setattr(ev, slot, "")
+                seen.add(key)
+            continue
+        if len(text) > 512 and spec.type not in ("string", "taglist"):
+            raise _fail(f"value of {key} is {len(text)} characters long", code="TOO_LONG", key=key)
+        try:
+            setattr(ev, slot, convert(text))
+        except LBFormatError as e:
+            raise _fail(f"bad value for {key}: {e.reason}", code=e.code if e.code != "BAD_VALUE"
+                        else "BAD_VALUE", key=key) from None
+        except (ValueError, OverflowError) as e:
+            raise _fail(f"bad value for {key}: {e} ({text[:60]!r})", code="BAD_VALUE",
+                        key=key) from None
+        seen.add(key)
+
+    if ev.arrived == NULL_TIME and raw.get("DG.ARRIVED"):
+        try:
+            ev.arrived = Timeval.from_ulm(raw["DG.ARRIVED"])
+        except LBFormatError as e:
+            raise _fail(f"bad value for DG.ARRIVED: {e.reason}", code="BAD_VALUE",
+                        key="DG.ARRIVED") from None
+
+    if not incomplete_ok:
+        _check_complete(ev, seen, require_user, require_job_id)
+    return ev
+
+
+def _check_complete(ev: Event, seen: set[str], require_user: bool, require_job_id: bool) -> None:
+    for a in HEADER:
+        if not a.required or a.py_name == "level":
+            continue
+        if a.py_name == "user" and not require_user:
+            continue
+        if a.py_name == "job_id" and not require_job_id:
+            continue
+        if a.ulm_key not in seen or getattr(ev, a.py_name) == a.null:
+            raise _fail(f"{ev.type_name} record lacks {a.ulm_key}", code="MSG_INCOMPLETE",
+                        key=a.ulm_key)
+    for a in ev.attr_specs:
+        if a.optional:
+            continue
+        if a.ulm_key not in seen or getattr(ev, a.py_name) == a.null:
+            raise _fail(f"{ev.type_name} record lacks the required attribute {a.ulm_key}",
+                        code="MSG_INCOMPLETE", key=a.ulm_key)
+
+
+def parse_bytes(data: bytes, **kw) -> Event:
+    """Parse a record given as bytes (UTF-8; undecodable bytes kept by surrogateescape)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _fail(f"expected bytes, not {type(data).__name__}")
+    return parse(bytes(data).decode("utf-8", "surrogateescape"), **kw)
+
+
+def format(ev: Event, *, newline: bool = True) -> str:
+    """Write ``ev`` as one ULM record in the upstream field order."""
+    h = _HEADER_FMT
+    parts = ["DATE=" + h["timestamp"](ev.timestamp)]
+    if ev.arrived is not None and ev.arrived != NULL_TIME:
+        parts.append("ARR_DATE=" + h["arrived"](ev.arrived))
+    parts.append('HOST="' + h["host"](ev.host) + '"')
+    parts.append("PROG=edg-wms")
+    parts.append("LVL=" + ev.level.name)
+    parts.append("DG.PRIORITY=" + str(ev.priority))
+    parts.append('DG.SOURCE="' + ev.source.text + '"')
+    parts.append('DG.SRC_INSTANCE="' + h["src_instance"](ev.src_instance) + '"')
+    parts.append('DG.EVNT="' + ev.type_name + '"')
+    parts.append('DG.JOBID="' + h["job_id"](ev.job_id) + '"')
+    parts.append('DG.SEQCODE="' + h["seqcode"](ev.seqcode) + '"')
+    if ev.user is not None:
+        parts.append('DG.USER="' + h["user"](ev.user) + '"')
+    for key, slot, fmt in _FORMATTERS[ev.type_name]:
+        parts.append(key + '="' + fmt(getattr(ev, slot)) + '"')
+    text = " ".join(parts)
+    return text + "\n" if newline else text
+
+
+def format_bytes(ev: Event, *, newline: bool = True) -> bytes:
+    return format(ev, newline=newline).encode("utf-8", "surrogateescape")
+
+
+
+
