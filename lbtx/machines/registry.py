@@ -52,8 +52,8 @@ def _load_builtin() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     from lbtx.machines import condor, cream, file_transfer, glite, pbs, virtual_machine
 
     for module in (glite, pbs, condor, cream, file_transfer, virtual_machine):
         register(module.MACHINE)
+    _loaded = True

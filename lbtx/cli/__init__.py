@@ -1,0 +1,1 @@
+"""Command-line front ends: ``lbtx`` and the glite-lb compatible commands."""
