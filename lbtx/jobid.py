@@ -80,18 +80,21 @@ class JobId:
 
     @classmethod
     def generate(cls, server: str) -> "JobId":
-        """A new job id for the server ``host[:port]``."""
-        host, _, port = server.partition(":")
-        if not host or (port and not port.isdigit()):
-            raise JobIdError(f"bad server address {server!r}: expected host[:port]")
-        return cls(host, int(port) if port else DEFAULT_PORT, new_unique())
+        """A new job id for the server ``host[:port]`` (an IPv6 literal in brackets)."""
+        if not isinstance(server, str) or "/" in server or "?" in server:
+            raise JobIdError(f"bad server address {server!r:.80}: expected host[:port]")
+        # the server part follows the rules of parse(), so the new id always parses back
+        jid = JobId.parse(f"{PREFIX}{server}/{new_unique()}")
+        return cls(jid.host, jid.port, jid.unique)
 
     def subjob(self, seed: str | None, index: int) -> "JobId":
         """The id of subjob ``index`` (0-based) of this job registered with ``seed``."""
         if index < 0:
             raise JobIdError("subjob index must not be negative")
         seed = seed or DEFAULT_SUBJOB_SEED
-        digest = hashlib.md5(f"{self.unique},{seed},{index}".encode("utf-8")).digest()
+        # surrogateescape: ids and seeds read from undecodable bytes hash as those bytes
+        data = f"{self.unique},{seed},{index}".encode("utf-8", "surrogateescape")
+        digest = hashlib.md5(data).digest()
         return JobId(self.host, self.port, _b64(digest))
 
     def subjobs(self, seed: str | None, count: int) -> list["JobId"]:
