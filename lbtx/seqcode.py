@@ -26,11 +26,20 @@ _PBS_WIDTHS = (6, 10, 6, 6, 6)
 #: Longest sequence code text accepted.
 MAX_SEQCODE_LENGTH = 512
 
+# ASCII digits only (re.ASCII): counters are read with %d, which knows no other digits
 _GLITE_RE = re.compile(
-    r"UI=(\d+):NS=(\d+):WM=(\d+):BH=(\d+):JSS=(\d+):LM=(\d+):LRMS=(\d+):APP=(\d+)(?::LBS=(\d+))?\Z"
+    r"UI=(\d+):NS=(\d+):WM=(\d+):BH=(\d+):JSS=(\d+):LM=(\d+):LRMS=(\d+):APP=(\d+)(?::LBS=(\d+))?\Z",
+    re.ASCII,
 )
-_PBS_RE = re.compile(r"CLIENT=(\d+):SERVER=(\d+):SCHED=(\d+):SMOM=(\d+):MOM=(\d+)\Z")
-_CONDOR_RE = re.compile(r"TIMESTAMP=(.{14}):POS=(.{10}):EV\.CODE=(\d{3}):SRC=(.)\Z", re.S)
+_PBS_RE = re.compile(r"CLIENT=(\d+):SERVER=(\d+):SCHED=(\d+):SMOM=(\d+):MOM=(\d+)\Z", re.ASCII)
+_CONDOR_RE = re.compile(r"TIMESTAMP=(.{14}):POS=(.{10}):EV\.CODE=(\d{3}):SRC=(.)\Z", re.S | re.ASCII)
+
+
+def _slot_index(slots: tuple[str, ...], slot: str) -> int:
+    try:
+        return slots.index(slot)
+    except ValueError:
+        raise SeqCodeError(f"no counter {slot!r} in a sequence code with {', '.join(slots)}") from None
 
 
 def _check_text(text) -> None:
@@ -69,12 +78,12 @@ class GliteSeqCode(NamedTuple):
         return self.format()
 
     def counter(self, slot: str) -> int:
-        return self[GLITE_SLOTS.index(slot)]
+        return self[_slot_index(GLITE_SLOTS, slot)]
 
     def with_counter(self, slot: str, value: int) -> "GliteSeqCode":
         if value < 0:
             raise SeqCodeError("sequence code counters cannot be negative")
-        i = GLITE_SLOTS.index(slot)
+        i = _slot_index(GLITE_SLOTS, slot)
         return GliteSeqCode(*self[:i], value, *self[i + 1:])
 
     def increment(self, slot: str, by: int = 1) -> "GliteSeqCode":
@@ -105,12 +114,12 @@ class PBSSeqCode(NamedTuple):
         return self.format()
 
     def counter(self, slot: str) -> int:
-        return self[PBS_SLOTS.index(slot)]
+        return self[_slot_index(PBS_SLOTS, slot)]
 
     def with_counter(self, slot: str, value: int) -> "PBSSeqCode":
         if value < 0:
             raise SeqCodeError("sequence code counters cannot be negative")
-        i = PBS_SLOTS.index(slot)
+        i = _slot_index(PBS_SLOTS, slot)
         return PBSSeqCode(*self[:i], value, *self[i + 1:])
 
     def increment(self, slot: str, by: int = 1) -> "PBSSeqCode":
