@@ -16,6 +16,12 @@ from lbtx.errors import LBFormatError
 _DIGITS = frozenset("0123456789")
 
 
+def _month_days(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if calendar.isleap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
 class Timeval(NamedTuple):
     sec: int
     usec: int
@@ -42,6 +48,8 @@ class Timeval(NamedTuple):
     def from_ulm(cls, text: str) -> "Timeval":
         """Parse ``YYYYMMDDhhmmss[.uuuuuu]``; fewer than six microsecond digits are
         read as an integer count, as upstream does."""
+        if not isinstance(text, str):
+            raise LBFormatError(f"a ULM date is text, not {type(text).__name__}")
         if len(text) < 14 or not _DIGITS.issuperset(text[:14]):
             raise LBFormatError(f"bad ULM date {text[:40]!r}: expected YYYYMMDDhhmmss.uuuuuu")
         usec = 0
@@ -52,7 +60,8 @@ class Timeval(NamedTuple):
             usec = int(rest[1:]) if len(rest) > 1 else 0
         y, mo, d = int(text[0:4]), int(text[4:6]), int(text[6:8])
         h, mi, s = int(text[8:10]), int(text[10:12]), int(text[12:14])
-        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
+        if (not (y >= 1 and 1 <= mo <= 12 and 1 <= d and h < 24 and mi < 60 and s < 61)
+                or (d > 28 and d > _month_days(y, mo))):
             raise LBFormatError(f"bad ULM date {text!r}: field out of range")
         return cls(calendar.timegm((y, mo, d, h, mi, s)), usec)
 
@@ -64,10 +73,14 @@ class Timeval(NamedTuple):
     @classmethod
     def from_iso(cls, text: str) -> "Timeval":
         """Parse ``YYYY-MM-DDThh:mm:ss[.ffffff]Z``."""
+        if not isinstance(text, str):
+            raise LBFormatError(f"a timestamp is text, not {type(text).__name__}")
         try:
             if not text.endswith("Z") or text[4] != "-" or text[10] != "T":
                 raise ValueError
-            base, _, frac = text[:-1].partition(".")
+            base, dot, frac = text[:-1].partition(".")
+            if dot and not (frac and _DIGITS.issuperset(frac)):
+                raise ValueError
             st = time.strptime(base, "%Y-%m-%dT%H:%M:%S")
             usec = int(frac.ljust(6, "0")[:6]) if frac else 0
         except (ValueError, IndexError):
