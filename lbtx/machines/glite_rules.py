@@ -3,8 +3,9 @@
 One rule per event type: ``rule(c) -> bool`` applies the state part when
 ``c.res`` is USABLE and the data part in every case, and may change ``c.res``
 first (ignored results, LRMS protection, Cancel and WM Abort rules). A rule
-returns False for an invalid event (unexpected source, missing attributes):
-the machine then discards everything the event did.
+returns False for an invalid event (unexpected source, missing attributes) or
+one without any status effect (ChangeACL): the machine then discards everything
+the event did.
 """
 
 from __future__ import annotations
@@ -570,9 +571,10 @@ def take_payload_ownership(c: Ctx) -> bool:
 
 
 def change_acl(c: Ctx) -> bool:
-    """ChangeACL: no status effect; its code does not count (normally never fed)."""
-    c.ignore_seq = True
-    return True
+    """ChangeACL: handled by the ACL store only, no status effect at all (§1.1, §4.8);
+    the server does not feed it to the machine, and if it is fed, it is discarded
+    like an invalid event (its code must not count either, §4.4)."""
+    return False
 
 
 def no_effect(c: Ctx) -> bool:

@@ -72,6 +72,10 @@ def tag_newer(new: str, old: str) -> bool:
     return b is None or a > b
 
 
+_FORMAT = "UI=%06d:NS=%010d:WM=%06d:BH=%010d:JSS=%06d:LM=%06d:LRMS=%06d:APP=%06d:LBS=%06d"
+
+
 def lm_zeroed(code: GliteSeqCode) -> str:
-    """LM-zeroing (§4.4): the code text with the LogMonitor counter set to 0."""
-    return code._replace(lm=0).format()
+    """LM-zeroing (§4.4): the code text (canonical format) with the LogMonitor
+    counter set to 0."""
+    return _FORMAT % (code[0], code[1], code[2], code[3], code[4], 0, code[6], code[7], code[8])
