@@ -39,6 +39,10 @@ _LINE_RE = re.compile(rf"[ \t]*{_FIELD}(?:[ \t]+{_FIELD})*[ \t]*\n?", re.S)
 _FIELDS_RE = re.compile(rf"([ \t]*)({_NAME})=({_VALUE})", re.S)
 _UNESCAPE_RE = re.compile(r"\\(.)", re.S)
 _INT_RE = re.compile(r"[+-]?[0-9]{1,19}\Z")
+# what C strtod reads as a decimal number (Python's float() also takes "1_0", Unicode digits, blanks)
+_DOUBLE_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+#: Longest text accepted for a double.
+_MAX_DOUBLE_TEXT = 64
 
 
 def _unescape_char(m: re.Match) -> str:
@@ -75,8 +79,10 @@ def _to_port(text: str) -> int:
 
 
 def _to_double(text: str) -> float:
-    if len(text) > 64:
+    if len(text) > _MAX_DOUBLE_TEXT:
         raise ValueError("number too long")
+    if not _DOUBLE_RE.match(text):
+        raise ValueError("not a decimal number")
     v = float(text)
     if not math.isfinite(v):
         raise ValueError("not a finite number")
@@ -131,7 +137,9 @@ def _converter(spec: AttrSpec) -> Callable[[str], Any]:
 
 def _fmt_double(v: float) -> str:
     text = "%f" % v
-    return text if float(text) == v else repr(float(v))
+    if len(text) <= _MAX_DOUBLE_TEXT and float(text) == v:
+        return text
+    return repr(float(v))  # shortest exact form, e.g. 1e+300 or 1e-07
 
 
 def _formatter(spec: AttrSpec) -> Callable[[Any], str]:
@@ -147,9 +155,12 @@ def _formatter(spec: AttrSpec) -> Callable[[Any], str]:
         "double": _fmt_double,
         "float": _fmt_double,
         "timeval": lambda v: "" if v is None else v.to_ulm(),
-        "jobid": lambda v: "" if v is None else str(v),
-        "notifid": lambda v: "" if v is None else str(v),
-        "taglist": lambda v: "" if not v else ",".join(f"{n}={x}" for n, x in v),
+        # ids may hold '"' or '\\' (their parts are opaque), so they are escaped like strings
+        "jobid": lambda v: "" if v is None else _escape(str(v)),
+        "notifid": lambda v: "" if v is None else _escape(str(v)),
+        # upstream writes tag lists unescaped (formats.md §2.4 quirk) although readers unescape
+        # every quoted value; lbtx escapes them so that what it writes reads back the same
+        "taglist": lambda v: "" if not v else _escape(",".join(f"{n}={x}" for n, x in v)),
     }[spec.type]
 
 
@@ -165,6 +176,8 @@ _EVENT_KEYS = {
 _ALL_EVENT_KEYS = {a.ulm_key: s.name for s in EVENT_SPECS for a in s.attrs}
 # header strings that may legitimately be empty
 _EMPTY_OK = frozenset({"HOST", "DG.SEQCODE"})
+# types whose values may exceed 512 characters (ids have their own limit, MAX_JOBID_LENGTH)
+_LONG_TYPES = frozenset({"string", "taglist", "jobid", "notifid"})
 _FORMATTERS = {
     s.name: tuple((a.ulm_key, a.py_name, _formatter(a)) for a in s.attrs) for s in EVENT_SPECS
 }
@@ -248,7 +261,10 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
     fields = _FIELDS_RE.findall(line)
     if len(fields) > MAX_FIELDS:
         raise _fail(f"record has {len(fields)} fields, more than {MAX_FIELDS}", code="TOO_LONG")
-    if sum(len(ws) for ws, _, _ in fields) - len(fields[0][0]) > MAX_SEPARATORS:
+    # every blank outside quotes counts, the ones before the final LF too (leading ones do not)
+    end = len(line) - 1 if line[-1:] == "\n" else len(line)
+    trailing = end - len(line[:end].rstrip(" \t")) if line[end - 1:end] in (" ", "\t") else 0
+    if sum(len(ws) for ws, _, _ in fields) - len(fields[0][0]) + trailing > MAX_SEPARATORS:
         raise _fail(f"record has more than {MAX_SEPARATORS} separator blanks", code="TOO_LONG")
 
     raw: dict[str, str] = {}
@@ -294,7 +310,7 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
                 setattr(ev, slot, "")
                 seen.add(key)
             continue
-        if len(text) > 512 and spec.type not in ("string", "taglist"):
+        if len(text) > 512 and spec.type not in _LONG_TYPES:
             raise _fail(f"value of {key} is {len(text)} characters long", code="TOO_LONG", key=key)
         try:
             setattr(ev, slot, convert(text))
@@ -318,30 +334,37 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
     return ev
 
 
+# (ulm_key, slot, unset value) of the required header fields (LVL is not checked, as upstream)
+# and of the required attributes of each type; the unset value of a date is NULL_TIME, not 0
+_REQUIRED_HEADER = tuple((a.ulm_key, a.py_name, null_value(a)) for a in HEADER
+                         if a.required and a.py_name != "level")
+_REQUIRED_ATTRS = {s.name: tuple((a.ulm_key, a.py_name, null_value(a)) for a in s.attrs
+                                 if a.required) for s in EVENT_SPECS}
+
+
 def _check_complete(ev: Event, seen: set[str], require_user: bool, require_job_id: bool) -> None:
-    for a in HEADER:
-        if not a.required or a.py_name == "level":
+    for key, slot, null in _REQUIRED_HEADER:
+        if slot == "user" and not require_user:
             continue
-        if a.py_name == "user" and not require_user:
+        if slot == "job_id" and not require_job_id:
             continue
-        if a.py_name == "job_id" and not require_job_id:
-            continue
-        if a.ulm_key not in seen or getattr(ev, a.py_name) == a.null:
-            raise _fail(f"{ev.type_name} record lacks {a.ulm_key}", code="MSG_INCOMPLETE",
-                        key=a.ulm_key)
-    for a in ev.attr_specs:
-        if a.optional:
-            continue
-        if a.ulm_key not in seen or getattr(ev, a.py_name) == a.null:
-            raise _fail(f"{ev.type_name} record lacks the required attribute {a.ulm_key}",
-                        code="MSG_INCOMPLETE", key=a.ulm_key)
+        if key not in seen or getattr(ev, slot) == null:
+            raise _fail(f"{ev.type_name} record lacks {key}", code="MSG_INCOMPLETE", key=key)
+    for key, slot, null in _REQUIRED_ATTRS[ev.type_name]:
+        if key not in seen or getattr(ev, slot) == null:
+            raise _fail(f"{ev.type_name} record lacks the required attribute {key}",
+                        code="MSG_INCOMPLETE", key=key)
 
 
 def parse_bytes(data: bytes, **kw) -> Event:
     """Parse a record given as bytes (UTF-8; undecodable bytes kept by surrogateescape)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise _fail(f"expected bytes, not {type(data).__name__}")
-    return parse(bytes(data).decode("utf-8", "surrogateescape"), **kw)
+    data = bytes(data)
+    max_length = kw.get("max_length", DEFAULT_MAX_LENGTH)
+    if len(data) > max_length:  # the limit is on bytes here; do not decode what is refused
+        raise _fail(f"record of {len(data)} bytes exceeds the limit of {max_length}", code="TOO_LONG")
+    return parse(data.decode("utf-8", "surrogateescape"), **kw)
 
 
 def format(ev: Event, *, newline: bool = True) -> str:
