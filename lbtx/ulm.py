@@ -306,7 +306,9 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
             continue  # unknown keys (PROG, DG.LLLID, DG.ARRIVED, ...) are ignored
         slot, convert, spec = entry
         if text == "":
-            if key in _EMPTY_OK:
+            # As upstream: an empty text value is the empty string (a value, distinct
+            # from unset); an empty number, code, id or date is unset.
+            if spec.type == "string":
                 setattr(ev, slot, "")
                 seen.add(key)
             continue
@@ -368,7 +370,12 @@ def parse_bytes(data: bytes, **kw) -> Event:
 
 
 def format(ev: Event, *, newline: bool = True) -> str:
-    """Write ``ev`` as one ULM record in the upstream field order."""
+    """Write ``ev`` as one ULM record in the upstream field order.
+
+    Unlike upstream, which writes every attribute and unset texts as ``""``, unset
+    texts and ids (``None``) are left out, so that an empty string and an unset
+    value survive the round trip; upstream readers take both forms.
+    """
     h = _HEADER_FMT
     parts = ["DATE=" + h["timestamp"](ev.timestamp)]
     if ev.arrived is not None and ev.arrived != NULL_TIME:
@@ -378,14 +385,17 @@ def format(ev: Event, *, newline: bool = True) -> str:
     parts.append("LVL=" + ev.level.name)
     parts.append("DG.PRIORITY=" + str(ev.priority))
     parts.append('DG.SOURCE="' + ev.source.text + '"')
-    parts.append('DG.SRC_INSTANCE="' + h["src_instance"](ev.src_instance) + '"')
+    if ev.src_instance is not None:
+        parts.append('DG.SRC_INSTANCE="' + h["src_instance"](ev.src_instance) + '"')
     parts.append('DG.EVNT="' + ev.type_name + '"')
     parts.append('DG.JOBID="' + h["job_id"](ev.job_id) + '"')
     parts.append('DG.SEQCODE="' + h["seqcode"](ev.seqcode) + '"')
     if ev.user is not None:
         parts.append('DG.USER="' + h["user"](ev.user) + '"')
     for key, slot, fmt in _FORMATTERS[ev.type_name]:
-        parts.append(key + '="' + fmt(getattr(ev, slot)) + '"')
+        value = getattr(ev, slot)
+        if value is not None:  # unset texts and ids are left out, so "" stays distinct
+            parts.append(key + '="' + fmt(value) + '"')
     text = " ".join(parts)
     return text + "\n" if newline else text
 

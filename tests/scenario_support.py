@@ -39,8 +39,6 @@ def _attr_value(spec, value, jobs):
         return float(value)
     if spec.type == "timeval":
         return Timeval.from_iso(value)
-    if spec.type == "string":
-        return value if value != "" else None
     return value
 
 
