@@ -1296,3 +1296,90 @@ def test_cream_suspend_resume_via_store():
                     result=ok).suspended is True
     assert job.feed("CREAMStore", S.CREAM_INTERFACE, seq, command=CMD.CMDRESUME,
                     result=ok).suspended is False
+
+
+# --- further rules, each pinned by its own case -------------------------------------------------------
+
+def test_lm_accepted_alone_zeroes_lm():
+    """§4.4: the LogMonitor Accepted also zeroes LM, so a JobWrapper (LRMS) Accepted
+    with LM=0 still moves the job to Scheduled."""
+    job = Job()
+    job.to_ready()
+    job.feed("Accepted", S.LOG_MONITOR, cyc(lm=1), from_=S.JOB_SUBMISSION, from_host="lh")
+    assert job.internal["last_seqcode"] == cyc(lm=0)
+    st = job.feed("Accepted", S.LRMS, cyc(lrms=1), from_=S.LOG_MONITOR, from_host="lh")
+    assert st.state == J.SCHEDULED
+
+
+def test_grant_for_another_subject_drops_the_pending_take():
+    """§4.8: a Grant that does not match the pending Take forgets the Take."""
+    job = Job()
+    job.st = run(MACHINE, job.st, make_event("TakePayloadOwnership", source=S.APPLICATION,
+                                             seqcode=code(ns=2), timestamp=ts(5), user="/CN=Pilot"))
+    job.feed("GrantPayloadOwnership", S.USER_INTERFACE, code(ns=3), payload_owner="/CN=Other")
+    assert "payload_owner_pending" not in job.internal
+    st = job.feed("GrantPayloadOwnership", S.USER_INTERFACE, code(ns=4), payload_owner="/CN=Pilot")
+    assert st.payload_owner is None
+    assert job.internal["payload_owner_unconfirmed"] == "/CN=Pilot"
+
+
+def test_terminal_late_killed_done_does_not_forget_the_deep_mark():
+    """D5 with a late KILLED: no effect at all, not even forgetting the deep mark for a
+    code that entered the WMS again."""
+    job = _deep_resubmitted_job()
+    job.feed("Cancel", S.LOG_MONITOR, cyc(ns=4, wm=7, lm=6), status_code=CANCEL.DONE)
+    assert job.st.state == J.CANCELLED and "deep_resubmit_seqcode" in job.internal
+    before = snapshot(job.st)
+    job.feed("Done", S.LOG_MONITOR, cyc(ns=5, wm=7, lm=7), status_code=DONE.KILLED)
+    assert snapshot(job.st) == before
+
+
+def test_branch_restore_uses_the_row_two_below_the_tag():
+    """§4.5: row i-2 contributes what rows i-1 and i do not have (here matched_jdl)."""
+    job = Job()
+    job.to_waiting()
+    job.feed("Match", S.WORKLOAD_MANAGER, cyc(wm=3, jss=0), dest_id="A")
+    job.feed("EnQueued", S.WORKLOAD_MANAGER, cyc(wm=5, jss=0), queue="q", job="jdl-A", result=EQ.OK)
+    job.feed("Running", S.LOG_MONITOR, cyc(wm=5, lm=1), node="wn-A")
+    job.feed("Match", S.WORKLOAD_MANAGER, cyc(wm=9, lm=1), dest_id="B")
+    job.feed("Running", S.LOG_MONITOR, cyc(wm=11, lm=2), node="wn-B")
+    job.feed("Match", S.WORKLOAD_MANAGER, cyc(wm=15, lm=2), dest_id="C")
+    job.feed("EnQueued", S.WORKLOAD_MANAGER, cyc(wm=17, lm=2), queue="q", job="jdl-C", result=EQ.OK)
+    job.feed("Running", S.LOG_MONITOR, cyc(wm=17, lm=3), node="wn-C")
+    st = job.feed("ReallyRunning", S.LOG_MONITOR, cyc(wm=17, lm=4), wn_seq=cyc(wm=11, lm=2))
+    assert (st.destination, st.ce_node, st.matched_jdl) == ("B", "wn-B", "jdl-A")
+
+
+def test_branch_rows_are_sorted_by_wm_counter_before_restoring():
+    """§4.5: rows created out of order (delayed events) are sorted first."""
+    job = Job()
+    job.to_waiting()
+    job.feed("Match", S.WORKLOAD_MANAGER, cyc(wm=15, jss=0), dest_id="C")
+    job.feed("EnQueued", S.WORKLOAD_MANAGER, cyc(wm=17, jss=0), queue="q", job="jdl-C", result=EQ.OK)
+    job.feed("Running", S.LOG_MONITOR, cyc(wm=17, lm=1), node="wn-C")
+    job.feed("EnQueued", S.WORKLOAD_MANAGER, cyc(wm=11, jss=0), queue="q", job="jdl-B", result=EQ.OK)
+    job.feed("Match", S.WORKLOAD_MANAGER, cyc(wm=9, jss=0), dest_id="B")
+    job.feed("Match", S.WORKLOAD_MANAGER, cyc(wm=19, lm=1), dest_id="D")
+    st = job.feed("ReallyRunning", S.LOG_MONITOR, cyc(wm=19, lm=2), wn_seq=cyc(wm=11, lm=0))
+    # sorted rows 9, 11, 15, 17, 19: rows -1, 9, 11 → destination B (not C), jdl B
+    assert (st.destination, st.matched_jdl) == ("B", "jdl-B")
+    assert st.ce_node == "wn-C"
+
+
+def test_deep_reset_stops_a_running_payload():
+    job = Job()
+    job.to_running()
+    job.feed("ReallyRunning", S.LRMS, cyc(lm=3, lrms=1))
+    assert job.st.payload_running is True
+    st = job.feed("Resubmission", S.WORKLOAD_MANAGER, cyc(wm=7, lm=4), result=RESUB.WILLRESUB)
+    assert st.payload_running is False and "branch_tag_seqcode" not in job.internal
+
+
+def test_cream_start_call_must_come_from_the_executor_to_the_lrms():
+    job = _cream_job()
+    seq = job.internal["last_seqcode"]
+    ok = ENUMS["CREAMCallResult"].OK
+    assert job.feed("CREAMCall", S.CREAM_INTERFACE, seq, command=CMD.CMDSTART, callee=S.LRMS,
+                    result=ok).state == J.READY
+    assert job.feed("CREAMCall", S.CREAM_EXECUTOR, seq, command=CMD.CMDSTART,
+                    callee=S.CREAM_INTERFACE, result=ok).state == J.READY
