@@ -72,8 +72,8 @@ class JobRecord:
     status: JobStatus
     #: ACL entries ``[user_id, user_id_type, permission, permission_type]`` (names)
     acl: list[list[str]] = field(default_factory=list)
-    #: subjobs and other children, in creation order
-    children: list[JobId] = field(default_factory=list)
+    #: subjobs and other children, in creation order (a dict used as an ordered set)
+    children: dict[JobId, None] = field(default_factory=dict)
     #: number of events stored for the job (the next one gets this number)
     nevents: int = 0
 
@@ -343,7 +343,7 @@ def _register_children(table, rec: JobRecord, event: Event, step: Applied) -> No
     if event.parent is not None:
         parent = table.get(event.parent)
         if parent is not None and rec.job_id not in parent.children:
-            parent.children.append(rec.job_id)
+            parent.children[rec.job_id] = None
             table.put(parent)
     n = event.nsubjobs or 0
     if st.jobtype not in _PARENT_TYPES or n <= 0:
@@ -352,8 +352,7 @@ def _register_children(table, rec: JobRecord, event: Event, step: Applied) -> No
                   else StatJobtype.SIMPLE)
     ts = event.timestamp
     for child_id in rec.job_id.subjobs(event.seed, n):
-        if child_id not in rec.children:
-            rec.children.append(child_id)
+        rec.children.setdefault(child_id, None)
         if table.get(child_id) is not None:
             continue
         times = [0] * HIST_SIZE

@@ -17,7 +17,6 @@ of 12 entries indexed by :class:`~lbtx.schema.JobState` value (``None`` until se
 
 from __future__ import annotations
 
-import copy as _copy
 from typing import Any
 
 from lbtx.jobid import JobId
@@ -55,34 +54,52 @@ _MUTABLE = frozenset(f.py_name for f in STATUS_FIELDS
 _MUTABLE_LIST = tuple(n for n in STATUS_SLOTS if n in _MUTABLE or n == "user_tags")
 
 
-class JobStatus:
-    """The state of one job as the state machines compute it."""
+def _json_copy(value: Any) -> Any:
+    """Copy a JSON-like value (dicts, lists, scalars): much cheaper than deepcopy."""
+    t = type(value)
+    if t is dict:
+        return {k: (_json_copy(v) if type(v) in _CONTAINERS else v) for k, v in value.items()}
+    if t is list:
+        return [(_json_copy(v) if type(v) in _CONTAINERS else v) for v in value]
+    return value
 
-    __slots__ = STATUS_SLOTS + ("internal",)
+
+_CONTAINERS = (dict, list)
+
+
+class JobStatus:
+    """The state of one job as the state machines compute it.
+
+    Fields live in the instance dict (not slots) so that :meth:`copy`, done once
+    per event, is a dict copy.
+    """
 
     def __init__(self, **values: Any):
-        for name, value in _INITIAL.items():
-            setattr(self, name, values.pop(name, value))
-        self.internal = values.pop("internal", None) or {}
-        if values:
-            raise TypeError(f"JobStatus has no field(s) {', '.join(sorted(values))}")
+        d = self.__dict__
+        d.update(_INITIAL)
+        internal = values.pop("internal", None)
+        unknown = [k for k in values if k not in _INITIAL]
+        if unknown:
+            raise TypeError(f"JobStatus has no field(s) {', '.join(sorted(unknown))}")
+        d.update(values)
+        d["internal"] = internal or {}
 
     def copy(self) -> "JobStatus":
         """An independent copy: containers are copied, values are immutable."""
         new = JobStatus.__new__(JobStatus)
-        for name in STATUS_SLOTS:
-            setattr(new, name, getattr(self, name))
+        d = self.__dict__.copy()
         for name in _MUTABLE_LIST:
-            v = getattr(self, name)
-            if v is not None:
-                setattr(new, name, v.copy() if isinstance(v, (list, dict)) else v)
-        new.internal = _copy.deepcopy(self.internal)
+            v = d[name]
+            if type(v) in _CONTAINERS:
+                d[name] = v.copy()
+        d["internal"] = _json_copy(d["internal"])
+        new.__dict__ = d
         return new
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, JobStatus):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+        return self.__dict__ == other.__dict__
 
     def __repr__(self) -> str:
         state = self.state.text if self.state is not None else None
@@ -186,5 +203,5 @@ def from_json(data: dict[str, Any]) -> JobStatus:
     for f in STATUS_FIELDS:
         if f.name in data:
             setattr(st, f.py_name, _decode_field(f, data[f.name]))
-    st.internal = _copy.deepcopy(data.get("_internal") or {})
+    st.internal = _json_copy(data.get("_internal") or {})
     return st

@@ -149,7 +149,7 @@ def test_dag_registration_creates_embryonic_subjobs():
     out = accept(table, regjob(jobtype=RegJobJobtype.DAG, nsubjobs=3, seed="seed1"))
     kids = JOB.subjobs("seed1", 3)
     parent = table.get(JOB)
-    assert parent.children == kids
+    assert list(parent.children) == kids
     assert parent.status.children_num == 3
     assert parent.status.children_hist[JobState.UNKNOWN] == 3
     for kid in kids:
@@ -269,4 +269,4 @@ def test_thorough_histogram_counts_actual_states():
 
 def test_job_record_defaults():
     rec = JobRecord(job_id=JOB, owner=ALICE, status=JobStatus())
-    assert rec.acl == [] and rec.children == [] and rec.nevents == 0
+    assert rec.acl == [] and rec.children == {} and rec.nevents == 0
