@@ -388,3 +388,73 @@ def test_make_event_producer_defaults():
     assert ev.node == "wn01"
     assert ev.copy(node="wn02").node == "wn02"
     assert ev.copy() == ev
+
+
+# --- validation follows the schema's types and required flags -------------------------------
+
+def _valid_running(**changes):
+    from lbtx.jobid import JobId
+    values = dict(timestamp=Timeval(1, 0), host="h", seqcode="", source=ENUMS["Source"].LRMS,
+                  job_id=JobId.parse("https://h/a"), user="u", node="n")
+    values.update(changes)
+    return make_event("Running", **values)
+
+
+def test_validate_accepts_a_complete_event():
+    ev = _valid_running()
+    assert ev.validate() is ev
+    # HOST and DG.SEQCODE may be empty; user and job id may be left out where allowed
+    _valid_running(host="", seqcode="").validate()
+    _valid_running(user=None, job_id=None).validate(require_user=False, require_job_id=False)
+
+
+@pytest.mark.parametrize("changes, code, key", [
+    (dict(node=5), "BAD_VALUE", "DG.RUNNING.NODE"),
+    (dict(node="a\0b"), "BAD_VALUE", "DG.RUNNING.NODE"),
+    (dict(node=None), "MSG_INCOMPLETE", "DG.RUNNING.NODE"),
+    (dict(timestamp=5), "BAD_VALUE", "DATE"),
+    (dict(timestamp=NULL_TIME), "MSG_INCOMPLETE", "DATE"),
+    (dict(level=3), "BAD_VALUE", "LVL"),
+    (dict(priority="x"), "BAD_VALUE", "DG.PRIORITY"),
+    (dict(priority=True), "BAD_VALUE", "DG.PRIORITY"),
+    (dict(priority=-1), "MSG_INCOMPLETE", "DG.PRIORITY"),
+    (dict(source=7), "BAD_VALUE", "DG.SOURCE"),
+    (dict(source=ENUMS["Source"].NONE), "MSG_INCOMPLETE", "DG.SOURCE"),
+    (dict(job_id="https://h/a"), "BAD_VALUE", "DG.JOBID"),
+    (dict(job_id=None), "MSG_INCOMPLETE", "DG.JOBID"),
+    (dict(user=None), "MSG_INCOMPLETE", "DG.USER"),
+    (dict(host=None), "MSG_INCOMPLETE", "HOST"),
+])
+def test_validate_rejects(changes, code, key):
+    from lbtx.errors import LBFormatError
+    with pytest.raises(LBFormatError) as info:
+        _valid_running(**changes).validate()
+    assert info.value.code == code
+    assert info.value.key == key
+
+
+@pytest.mark.parametrize("js", JSON_EVENTS, ids=EVENT_IDS)
+def test_validate_requires_what_the_schema_requires(js):
+    """An event left at its defaults misses exactly the required attributes of the schema."""
+    from lbtx.errors import LBFormatError
+    cls = EVENT_CLASSES[js["name"]]
+    header = _valid_running().header()
+    required = [a for a in js["attributes"] if a["required"]]
+    # fill the required attributes one by one: the first still missing is always reported
+    values = {}
+    for ja in required:
+        with pytest.raises(LBFormatError) as info:
+            cls(**header, **values).validate()
+        assert info.value.code == "MSG_INCOMPLETE"
+        assert info.value.key == ja["ulm_key"]
+        values[ja["py_name"]] = _some_value(ja)
+    cls(**header, **values).validate()
+
+
+def _some_value(ja):
+    from lbtx.jobid import JobId, NotifId
+    if ja["enum"] is not None:
+        return next(m for m in ENUMS[ja["enum"]] if int(m) != ja["null"])
+    return {"string": "s", "int": 1 if ja["null"] != 1 else 2, "port": 1, "double": 1.5,
+            "timeval": Timeval(1, 0), "jobid": JobId.parse("https://h/b"),
+            "notifid": NotifId.parse("https://h/NOTIF:n"), "taglist": (("a", "b"),)}[ja["type"]]
