@@ -123,6 +123,8 @@ class Applied:
     event: Event
     generated: bool
     statuses: dict[JobId, JobStatus]
+    #: the status of each of those jobs before the event (None for a new record)
+    before: dict[JobId, JobStatus | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -180,6 +182,7 @@ def accept(table: JobTable, event: Event, *, now: Timeval | None = None,
     rec.status = new
     table.put(rec)
     step.statuses[job_id] = new
+    step.before[job_id] = old if old.state is not JobState.UNDEFINED else None
 
     generated = _update_parent(table, rec, old, event, step, now or event.timestamp,
                                server_identity, server_host)
@@ -249,6 +252,7 @@ def _update_parent(table, rec, old: JobStatus, event: Event, step: Applied, now:
     parent = table.get(parent_id)
     if parent is None:
         return []  # D11: the child is processed, the missing parent is skipped
+    step.before.setdefault(parent_id, parent.status)
     pst = parent.status.copy()
     hist = list(pst.children_hist) if pst.children_hist is not None else [0] * HIST_SIZE
     hist[int(before)] -= 1
@@ -333,7 +337,8 @@ def _apply_generated(table, parent: JobRecord, event: Event, outcome: Outcome) -
     old = parent.status
     parent.status = _machine(old, event).apply(old, event).status
     table.put(parent)
-    outcome.applied.append(Applied(event, True, {parent.job_id: parent.status}))
+    outcome.applied.append(Applied(event, True, {parent.job_id: parent.status},
+                                   {parent.job_id: old}))
 
 
 def _register_children(table, rec: JobRecord, event: Event, step: Applied) -> None:
@@ -362,6 +367,7 @@ def _register_children(table, rec: JobRecord, event: Event, step: Applied) -> No
                         last_update_time=ts, state_enter_times=times)
         table.put(JobRecord(job_id=child_id, owner=rec.owner, status=cst))
         step.statuses[child_id] = cst
+        step.before[child_id] = None
     table.put(rec)
 
 

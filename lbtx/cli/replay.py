@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 
+from lbtx.acceptance import Delivery
 from lbtx.replay import Replay, Step
 from lbtx.status import to_json
 
@@ -116,18 +117,36 @@ def event_attrs_json(ev) -> dict:
 
 
 def explain(step: Step) -> str:
-    """A step in words: what arrived, what became of it, what changed."""
+    """A step in words: what arrived, what became of it, what it changed."""
     ev = step.event
-    head = (f"step {step.number}: {ev.type_name} from {ev.source.text} seq {ev.seqcode} "
-            f"for {ev.job_id}: {step.outcome.delivery.value}")
-    if step.outcome.reason and step.outcome.delivery.value != "stored":
-        head += f" ({step.outcome.reason})"
+    head = (f"step {step.number}: {ev.type_name} from {ev.source.text} "
+            f"(seq {ev.seqcode or '-'}) for {ev.job_id}: {step.outcome.delivery.value}")
+    if step.outcome.delivery is not Delivery.STORED:
+        head += f", {step.outcome.reason}"
     parts = [head]
     for a in step.outcome.applied:
-        prefix = "  generated " + a.event.type_name + ": " if a.generated else "  "
+        prefix = f"  generated {a.event.type_name}: " if a.generated else "  "
+        if not a.statuses:
+            parts.append(prefix + "no status change (the event only edits the ACL)")
         for job_id, st in a.statuses.items():
-            parts.append(f"{prefix}{job_id} is {st.state.text}")
+            old = a.before.get(job_id)
+            if old is None:
+                parts.append(f"{prefix}{job_id} created in state {st.state.text}")
+                continue
+            changed = [n for n in st.public_changes(old) if n not in _TIME_FIELDS]
+            if old.state != st.state:
+                what = f"{job_id} {old.state.text} -> {st.state.text}"
+            else:
+                what = f"{job_id} stays {st.state.text}"
+            if changed:
+                what += "; changed " + ", ".join(changed)
+            elif old.state == st.state:
+                what += "; nothing changed (a late, ignored or invalid event for this job)"
+            parts.append(prefix + what)
     return "\n".join(parts)
+
+
+_TIME_FIELDS = frozenset({"state", "state_enter_time", "state_enter_times", "last_update_time"})
 
 
 def table(replay: Replay) -> str:
