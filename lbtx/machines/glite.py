@@ -5,7 +5,8 @@ Jobs of type SIMPLE, DAG and COLLECTION. For each event, in arrival order:
 1. classify it (§4.2, :mod:`.glite_classify`): usable, or late (delayed, older
    resubmission cycle, other branch, terminal state);
 2. for CREAM-sourced events, apply the CREAM data part first (§4.9);
-3. apply the event type's rule (§4.3, :mod:`.glite_rules`, :mod:`.glite_branches`,
+3. apply the event type's rule (§4.3–§4.9: :mod:`.glite_transitions`,
+   :mod:`.glite_branches`, :mod:`.glite_endings`, :mod:`.glite_service`,
    :mod:`.glite_cream`): state part only when usable, data part always;
 4. post-process a usable event (§4.4): timestamps, jw_status reset, sequence-code
    bookkeeping, suspension reset, branch position;
@@ -23,8 +24,11 @@ from zope.interface import implementer
 from lbtx.events import Event
 from lbtx.machines.common import set_state_enter_time
 from lbtx.machines.glite_classify import GOOD_BRANCH, K_CANCEL, K_LAST, K_LAST_BRANCH, USABLE, Ctx, classify
+from lbtx.machines.glite_branches import really_running
 from lbtx.machines.glite_cream import CREAM_RULES, CREAM_SOURCES, cream_data_part
-from lbtx.machines.glite_rules import RULES as _WMS_RULES
+from lbtx.machines.glite_endings import ENDING_RULES
+from lbtx.machines.glite_service import SERVICE_RULES
+from lbtx.machines.glite_transitions import HANDOVER_RULES
 from lbtx.machines.glite_seq import lm_zeroed, parse_code
 from lbtx.machines.interfaces import IJobStateMachine, Transition
 from lbtx.machines.registry import REGJOB_TO_STATUS
@@ -33,8 +37,9 @@ from lbtx.status import JobStatus
 
 __all__ = ["MACHINE", "GliteMachine", "RULES"]
 
-#: Every event type the machine knows, with its rule.
-RULES = {**_WMS_RULES, **CREAM_RULES}
+#: Every event type the machine knows, with its rule (ReallyRunning: §4.5).
+RULES = {**HANDOVER_RULES, "ReallyRunning": really_running, **ENDING_RULES, **SERVICE_RULES,
+         **CREAM_RULES}
 
 _JOB_TYPES = (StatJobtype.SIMPLE, StatJobtype.DAG, StatJobtype.COLLECTION)
 _RESET_JW = frozenset({JobState.WAITING, JobState.READY, JobState.SCHEDULED})

@@ -46,16 +46,10 @@ class Ctx:
         self.old = st.state
         self.res = USABLE
         self.fine = NONE
-        #: LM-zeroing of the stored code (§4.4)
-        self.lm_favour = False
-        #: the event does not advance last_seqcode (ChangeACL, payload ownership)
-        self.ignore_seq = False
-        #: processing stops after the state part (D5: Done/KILLED)
-        self.abort = False
-
-    @property
-    def usable(self) -> bool:
-        return self.res == USABLE
+        #: LM-zeroing of the stored code (§4.4); the event does not advance
+        #: last_seqcode (payload ownership); processing stops after the state part
+        #: (D5: Done/KILLED)
+        self.lm_favour = self.ignore_seq = self.abort = False
 
     @property
     def too_old_or_bad(self) -> bool:
@@ -72,6 +66,8 @@ def is_terminal_for(old, type_name: str) -> bool:
 def forget_branches_on_reentry(internal: dict, seq: GliteSeqCode | None, type_name: str) -> None:
     """§4.2: an event (other than Cancel) that came through NS or UI again forgets the
     selected branch, the deep-resubmission mark and the branch position."""
+    if K_TAG not in internal and K_DEEP not in internal and K_LAST_BRANCH not in internal:
+        return  # nothing to forget (the common case)
     last = internal.get(K_LAST)
     if type_name != "Cancel" and last is not None and entered_wm_again(seq, parse_code(last)):
         internal.pop(K_TAG, None)
