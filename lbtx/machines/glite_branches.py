@@ -87,6 +87,7 @@ def restore_branch(st: JobStatus) -> None:
 
 
 def _row_key(row: list) -> int:
+    """Rows sort by their WM counter."""
     return row[0]
 
 

@@ -99,6 +99,7 @@ def sandbox(c: Ctx) -> bool:
 
 
 def _jobid_or_none(text: str) -> JobId | None:
+    """The job id in ``text``; unset when it does not parse (as upstream)."""
     try:
         return JobId.parse(text)
     except LBFormatError:
