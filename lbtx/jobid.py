@@ -23,6 +23,9 @@ DEFAULT_SUBJOB_SEED = "edg_wll_GenerateSubjobIds()"
 MAX_JOBID_LENGTH = 4096
 
 _WHITESPACE = frozenset(" \t\r\n\v\f")
+#: Cache of parsed job ids by text, cleared when full.
+_PARSED: dict[str, "JobId"] = {}
+_PARSED_MAX = 65536
 
 
 def _b64(digest: bytes) -> str:
@@ -49,7 +52,23 @@ class JobId:
 
     @classmethod
     def parse(cls, text: str) -> "JobId":
-        """Parse ``text``; raise :class:`JobIdError` saying why it is not a job id."""
+        """Parse ``text``; raise :class:`JobIdError` saying why it is not a job id.
+
+        Parsed ids are cached (a job's events all name it); treat them as immutable.
+        """
+        if cls is JobId and type(text) is str:
+            hit = _PARSED.get(text)
+            if hit is not None:
+                return hit
+            jid = cls._parse(text)
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[text] = jid
+            return jid
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> "JobId":
         if not isinstance(text, str):
             raise JobIdError(f"job id must be text, not {type(text).__name__}")
         if len(text) > MAX_JOBID_LENGTH:

@@ -8,6 +8,7 @@ A :class:`Timeval` is ``(sec, usec)`` since the Unix epoch, UTC. ULM writes it a
 from __future__ import annotations
 
 import calendar
+import functools
 import time
 from typing import NamedTuple
 
@@ -58,12 +59,11 @@ class Timeval(NamedTuple):
             if rest[0] != "." or len(rest) > 7 or (len(rest) > 1 and not _DIGITS.issuperset(rest[1:])):
                 raise LBFormatError(f"bad ULM date {text[:40]!r}: expected .uuuuuu after the seconds")
             usec = int(rest[1:]) if len(rest) > 1 else 0
-        y, mo, d = int(text[0:4]), int(text[4:6]), int(text[6:8])
+        day = _day_start(text[:8])
         h, mi, s = int(text[8:10]), int(text[10:12]), int(text[12:14])
-        if (not (y >= 1 and 1 <= mo <= 12 and 1 <= d and h < 24 and mi < 60 and s < 61)
-                or (d > 28 and d > _month_days(y, mo))):
+        if day is None or not (h < 24 and mi < 60 and s < 61):
             raise LBFormatError(f"bad ULM date {text!r}: field out of range")
-        return cls(calendar.timegm((y, mo, d, h, mi, s)), usec)
+        return cls(day + h * 3600 + mi * 60 + s, usec)
 
     def to_ulm(self) -> str:
         t = time.gmtime(self.sec)
@@ -97,3 +97,13 @@ class Timeval(NamedTuple):
 
 
 NULL_TIME = Timeval(0, 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_start(ymd: str) -> int | None:
+    """Seconds of 00:00:00 UTC of the day ``YYYYMMDD`` (digits checked by the caller),
+    or None if there is no such day. Cached: a stream's events share few days."""
+    y, mo, d = int(ymd[0:4]), int(ymd[4:6]), int(ymd[6:8])
+    if not (y >= 1 and 1 <= mo <= 12 and 1 <= d) or (d > 28 and d > _month_days(y, mo)):
+        return None
+    return calendar.timegm((y, mo, d, 0, 0, 0))

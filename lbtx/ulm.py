@@ -51,7 +51,14 @@ def _unescape_char(m: re.Match) -> str:
 
 
 def _unescape(text: str) -> str:
-    return _UNESCAPE_RE.sub(_unescape_char, text) if "\\" in text else text
+    if "\\" not in text:
+        return text
+    # Fast path for the usual escapes (\\, \", \n); NUL cannot occur (lines with NUL
+    # are refused), so it serves as a placeholder for an escaped backslash.
+    fast = text.replace("\\\\", "\0").replace('\\"', '"').replace("\\n", "\n")
+    if "\\" in fast:
+        return _UNESCAPE_RE.sub(_unescape_char, text)
+    return fast.replace("\0", "\\")
 
 
 def _escape(text: str) -> str:
@@ -174,6 +181,8 @@ _EVENT_KEYS = {
 }
 # every event-specific key -> the type it belongs to (for KEY_MISUSE)
 _ALL_EVENT_KEYS = {a.ulm_key: s.name for s in EVENT_SPECS for a in s.attrs}
+# keys that may not repeat
+_KNOWN_KEYS = frozenset(_HEADER_KEYS) | frozenset(_ALL_EVENT_KEYS) | {"DG.EVNT"}
 # header strings that may legitimately be empty
 _EMPTY_OK = frozenset({"HOST", "DG.SEQCODE"})
 # types whose values may exceed 512 characters (ids have their own limit, MAX_JOBID_LENGTH)
@@ -261,20 +270,23 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
     fields = _FIELDS_RE.findall(line)
     if len(fields) > MAX_FIELDS:
         raise _fail(f"record has {len(fields)} fields, more than {MAX_FIELDS}", code="TOO_LONG")
-    # every blank outside quotes counts, the ones before the final LF too (leading ones do not)
-    end = len(line) - 1 if line[-1:] == "\n" else len(line)
-    trailing = end - len(line[:end].rstrip(" \t")) if line[end - 1:end] in (" ", "\t") else 0
-    if sum(len(ws) for ws, _, _ in fields) - len(fields[0][0]) + trailing > MAX_SEPARATORS:
-        raise _fail(f"record has more than {MAX_SEPARATORS} separator blanks", code="TOO_LONG")
-
     raw: dict[str, str] = {}
-    for _ws, name, value in fields:
+    separators = -len(fields[0][0])  # leading blanks do not count
+    for ws, name, value in fields:
+        separators += len(ws)
         key = name.upper()
-        if key in raw and (key in _HEADER_KEYS or key in _ALL_EVENT_KEYS or key == "DG.EVNT"):
+        if key in raw and key in _KNOWN_KEYS:
             raise _fail(f"key {key} given twice", code="KEY_DUPLICITY", key=key)
         if value[:1] == '"':
             value = _unescape(value[1:-1])
         raw[key] = value
+    # every blank outside quotes counts, the ones before the final LF too
+    end = len(line) - 1 if line[-1:] == "\n" else len(line)
+    i = end
+    while i > 0 and line[i - 1] in " \t":
+        i -= 1
+    if separators + end - i > MAX_SEPARATORS:
+        raise _fail(f"record has more than {MAX_SEPARATORS} separator blanks", code="TOO_LONG")
 
     rtype = raw.get("DG.TYPE")
     if rtype is not None and rtype.lower() == "notification":
@@ -295,7 +307,6 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
     for slot, default in cls._defaults.items():
         setattr(ev, slot, default)
     own = _EVENT_KEYS[type_name]
-    seen: set[str] = set()
     for key, text in raw.items():
         entry = _HEADER_KEYS.get(key) or own.get(key)
         if entry is None:
@@ -310,7 +321,6 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
             # from unset); an empty number, code, id or date is unset.
             if spec.type == "string":
                 setattr(ev, slot, "")
-                seen.add(key)
             continue
         if len(text) > 512 and spec.type not in _LONG_TYPES:
             raise _fail(f"value of {key} is {len(text)} characters long", code="TOO_LONG", key=key)
@@ -322,7 +332,6 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
         except (ValueError, OverflowError) as e:
             raise _fail(f"bad value for {key}: {e} ({text[:60]!r})", code="BAD_VALUE",
                         key=key) from None
-        seen.add(key)
 
     if ev.arrived == NULL_TIME and raw.get("DG.ARRIVED"):
         try:
@@ -332,7 +341,7 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
                         key="DG.ARRIVED") from None
 
     if not incomplete_ok:
-        _check_complete(ev, seen, require_user, require_job_id)
+        _check_complete(ev, require_user, require_job_id)
     return ev
 
 
@@ -344,16 +353,18 @@ _REQUIRED_ATTRS = {s.name: tuple((a.ulm_key, a.py_name, null_value(a)) for a in 
                                  if a.required) for s in EVENT_SPECS}
 
 
-def _check_complete(ev: Event, seen: set[str], require_user: bool, require_job_id: bool) -> None:
+def _check_complete(ev: Event, require_user: bool, require_job_id: bool) -> None:
+    """Every required field must hold a value other than its sentinel; an absent key
+    leaves the sentinel, so this also finds missing keys."""
     for key, slot, null in _REQUIRED_HEADER:
         if slot == "user" and not require_user:
             continue
         if slot == "job_id" and not require_job_id:
             continue
-        if key not in seen or getattr(ev, slot) == null:
+        if getattr(ev, slot) == null:
             raise _fail(f"{ev.type_name} record lacks {key}", code="MSG_INCOMPLETE", key=key)
     for key, slot, null in _REQUIRED_ATTRS[ev.type_name]:
-        if key not in seen or getattr(ev, slot) == null:
+        if getattr(ev, slot) == null:
             raise _fail(f"{ev.type_name} record lacks the required attribute {key}",
                         code="MSG_INCOMPLETE", key=key)
 
