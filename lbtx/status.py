@@ -71,7 +71,8 @@ class JobStatus:
     """The state of one job as the state machines compute it.
 
     Fields live in the instance dict (not slots) so that :meth:`copy`, done once
-    per event, is a dict copy.
+    per event, is a dict copy. ``internal`` holds JSON-like data: scalars, and lists
+    and dicts of them one level deep (rows are lists, replaced when they change).
     """
 
     def __init__(self, **values: Any):
@@ -92,7 +93,11 @@ class JobStatus:
             v = d[name]
             if type(v) in _CONTAINERS:
                 d[name] = v.copy()
-        d["internal"] = _json_copy(d["internal"])
+        # Machine bookkeeping is copied one level deep: its containers (lists of
+        # branch rows, the tag code map) are new, their items are shared, so machines
+        # replace an item rather than change it in place.
+        d["internal"] = {k: (v.copy() if type(v) in _CONTAINERS else v)
+                         for k, v in d["internal"].items()}
         new.__dict__ = d
         return new
 

@@ -14,6 +14,7 @@ it to UNDEFINED and then reports the record incomplete).
 from __future__ import annotations
 
 import math
+import operator
 import re
 from typing import Any, Callable
 
@@ -35,8 +36,8 @@ MAX_SEPARATORS = 100
 _NAME = r"[A-Za-z0-9._-]+"
 _VALUE = r'"[^"\\]*(?:\\.[^"\\]*)*"|[^ \t\n"\\=]*'
 _FIELD = rf"(?:{_NAME})=(?:{_VALUE})"
-_LINE_RE = re.compile(rf"[ \t]*{_FIELD}(?:[ \t]+{_FIELD})*[ \t]*\n?", re.S)
 _FIELDS_RE = re.compile(rf"([ \t]*)({_NAME})=({_VALUE})", re.S)
+_first = operator.itemgetter(0)
 _UNESCAPE_RE = re.compile(r"\\(.)", re.S)
 _INT_RE = re.compile(r"[+-]?[0-9]{1,19}\Z")
 # what C strtod reads as a decimal number (Python's float() also takes "1_0", Unicode digits, blanks)
@@ -193,6 +194,34 @@ _FORMATTERS = {
 _HEADER_FMT = {a.py_name: _formatter(a) for a in HEADER}
 
 
+def _key_entry(a: AttrSpec) -> tuple:
+    """(slot, converter or None for texts, whether the value may exceed 512 chars)."""
+    convert = None if a.type == "string" else _converter(a)
+    return (a.py_name, convert, a.type in _LONG_TYPES)
+
+
+# event type -> KEY -> entry, for the header and the type's own attributes
+_KEYMAP = {
+    s.name: {**{a.ulm_key: _key_entry(a) for a in HEADER},
+             **{a.ulm_key: _key_entry(a) for a in s.attrs}}
+    for s in EVENT_SPECS
+}
+
+
+def _make_reset(cls) -> Callable[[Event], None]:
+    """A function that puts every slot of a fresh ``cls`` instance to its default
+    (generated once per class: much faster than a loop of setattr)."""
+    names = list(cls._defaults)
+    args = ", ".join(f"_{i}=defaults[{n!r}]" for i, n in enumerate(names))
+    body = "\n".join(f"    ev.{n} = _{i}" for i, n in enumerate(names)) or "    pass"
+    ns: dict = {}
+    exec(f"def reset(ev, {args}):\n{body}\n", {"defaults": dict(cls._defaults)}, ns)
+    return ns["reset"]
+
+
+_RESET = {name: _make_reset(cls) for name, cls in EVENT_CLASSES.items()}
+
+
 def _fail(reason: str, code: str = "BROKEN_ULM", key: str | None = None,
           position: int | None = None) -> ULMError:
     return ULMError(reason, code=code, key=key, position=position)
@@ -265,27 +294,31 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
                     code="TOO_LONG")
     if "\0" in line:
         raise _fail("NUL character in the record", position=line.index("\0"))
-    if _LINE_RE.fullmatch(line) is None:
-        raise _syntax_error(line)
     fields = _FIELDS_RE.findall(line)
+    if not fields:
+        raise _syntax_error(line)
     if len(fields) > MAX_FIELDS:
         raise _fail(f"record has {len(fields)} fields, more than {MAX_FIELDS}", code="TOO_LONG")
+    # The fields must tile the line up to its trailing blanks and line feed: findall
+    # skips what does not match, so any gap shows as a shortfall in coverage.
+    end = len(line) - 1 if line[-1:] == "\n" else len(line)
+    stop = end
+    while stop > 0 and line[stop - 1] in " \t":
+        stop -= 1
+    blanks = list(map(_first, fields))
+    if len("".join(map("".join, fields))) + len(fields) != stop or "" in blanks[1:]:
+        raise _syntax_error(line)  # a gap, or fields not separated by blanks
     raw: dict[str, str] = {}
-    separators = -len(fields[0][0])  # leading blanks do not count
-    for ws, name, value in fields:
-        separators += len(ws)
+    for _ws, name, value in fields:
         key = name.upper()
         if key in raw and key in _KNOWN_KEYS:
             raise _fail(f"key {key} given twice", code="KEY_DUPLICITY", key=key)
         if value[:1] == '"':
             value = _unescape(value[1:-1])
         raw[key] = value
-    # every blank outside quotes counts, the ones before the final LF too
-    end = len(line) - 1 if line[-1:] == "\n" else len(line)
-    i = end
-    while i > 0 and line[i - 1] in " \t":
-        i -= 1
-    if separators + end - i > MAX_SEPARATORS:
+    # every blank outside quotes counts (leading ones do not), the ones before the LF too
+    separators = len("".join(blanks)) - len(blanks[0])
+    if separators + end - stop > MAX_SEPARATORS:
         raise _fail(f"record has more than {MAX_SEPARATORS} separator blanks", code="TOO_LONG")
 
     rtype = raw.get("DG.TYPE")
@@ -304,31 +337,30 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
 
     cls = EVENT_CLASSES[type_name]
     ev = cls.__new__(cls)
-    for slot, default in cls._defaults.items():
-        setattr(ev, slot, default)
-    own = _EVENT_KEYS[type_name]
+    _RESET[type_name](ev)
+    keymap = _KEYMAP[type_name]
     for key, text in raw.items():
-        entry = _HEADER_KEYS.get(key) or own.get(key)
+        entry = keymap.get(key)
         if entry is None:
             other = _ALL_EVENT_KEYS.get(key)
             if other is not None:
                 raise _fail(f"key {key} belongs to event type {other}, not {type_name}",
                             code="KEY_MISUSE", key=key)
             continue  # unknown keys (PROG, DG.LLLID, DG.ARRIVED, ...) are ignored
-        slot, convert, spec = entry
-        if text == "":
-            # As upstream: an empty text value is the empty string (a value, distinct
-            # from unset); an empty number, code, id or date is unset.
-            if spec.type == "string":
-                setattr(ev, slot, "")
+        slot, convert, long_ok = entry
+        if convert is None:
+            # a text: as upstream, an empty value is the empty string (a value,
+            # distinct from unset); an empty number, code, id or date is unset
+            setattr(ev, slot, text)
             continue
-        if len(text) > 512 and spec.type not in _LONG_TYPES:
+        if not text:
+            continue
+        if len(text) > 512 and not long_ok:
             raise _fail(f"value of {key} is {len(text)} characters long", code="TOO_LONG", key=key)
         try:
             setattr(ev, slot, convert(text))
         except LBFormatError as e:
-            raise _fail(f"bad value for {key}: {e.reason}", code=e.code if e.code != "BAD_VALUE"
-                        else "BAD_VALUE", key=key) from None
+            raise _fail(f"bad value for {key}: {e.reason}", code=e.code, key=key) from None
         except (ValueError, OverflowError) as e:
             raise _fail(f"bad value for {key}: {e} ({text[:60]!r})", code="BAD_VALUE",
                         key=key) from None

@@ -31,8 +31,9 @@ def update_branch_row(st: JobStatus, seqcode: str | None, destination=None, ce_n
         return
     wm = comp(parse_code(seqcode), WM)
     rows = st.internal.setdefault(K_ROWS, [])
-    for row in rows:
+    for i, row in enumerate(rows):
         if row[0] == wm:
+            row = rows[i] = list(row)  # rows are shared with older copies of the status
             break
     else:
         row = [wm, None, None, None]
