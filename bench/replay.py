@@ -125,7 +125,7 @@ def measure_parse(lines: list[str]) -> float:
 
 def measure_states(lines: list[str]) -> tuple[float, MemoryJobTable, dict]:
     parse = ulm.parse
-    table = MemoryJobTable()
+    table = MemoryJobTable(keep_events=False)
     deliveries: dict[Delivery, int] = {}
     gc.collect()
     t0 = time.process_time()

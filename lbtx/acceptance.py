@@ -95,12 +95,17 @@ class JobTable(Protocol):
 
 
 class MemoryJobTable:
-    """A :class:`JobTable` in memory, for replays and tests."""
+    """A :class:`JobTable` in memory, for replays and tests.
 
-    def __init__(self) -> None:
+    ``keep_events=False`` remembers only the duplicate keys of stored events, not
+    the events themselves (a replay needs no more).
+    """
+
+    def __init__(self, *, keep_events: bool = True) -> None:
         self.jobs: dict[JobId, JobRecord] = {}
         self.keys: dict[JobId, set[tuple]] = {}
         self.events: dict[JobId, list[Event]] = {}
+        self.keep_events = keep_events
 
     def get(self, job_id: JobId) -> JobRecord | None:
         return self.jobs.get(job_id)
@@ -113,7 +118,8 @@ class MemoryJobTable:
 
     def add_event(self, job_id: JobId, event: Event, seq: int, generated: bool) -> None:
         self.keys.setdefault(job_id, set()).add(event.dedupe_key())
-        self.events.setdefault(job_id, []).append(event)
+        if self.keep_events:
+            self.events.setdefault(job_id, []).append(event)
 
 
 @dataclass

@@ -56,7 +56,7 @@ class Replay:
     """Accept events one by one into an in-memory table, keeping the steps."""
 
     def __init__(self) -> None:
-        self.table = MemoryJobTable()
+        self.table = MemoryJobTable(keep_events=False)
         self.steps = 0
         self.bad: list[BadLine] = []
         self.deliveries: dict[Delivery, int] = {}

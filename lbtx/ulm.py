@@ -115,9 +115,12 @@ def _to_bool(text: str) -> int:
 
 def _enum_converter(enum_name: str) -> Callable[[str], Any]:
     cls = ENUMS[enum_name]
+    exact = {m.name: m for m in cls}
+    exact.update({m.text: m for m in cls if m.text not in exact})
+    folded = cls._lookup
 
     def convert(text: str):
-        member = cls.from_text(text)
+        member = exact.get(text) or folded.get(text.casefold())
         if member is None:
             raise ValueError(f"not a {enum_name} name")
         return member
@@ -385,20 +388,33 @@ _REQUIRED_ATTRS = {s.name: tuple((a.ulm_key, a.py_name, null_value(a)) for a in 
                                  if a.required) for s in EVENT_SPECS}
 
 
+def _required(fields) -> tuple:
+    """(getter of all the slots at once, their unset values, the specs) for a check."""
+    fields = tuple(fields)
+    slots = [slot for _, slot, _ in fields]
+    getter = operator.attrgetter(*slots) if len(slots) > 1 else (
+        (lambda ev, g=operator.attrgetter(slots[0]): (g(ev),)) if slots else (lambda ev: ()))
+    return getter, tuple(null for _, _, null in fields), fields
+
+
+_HEADER_CHECKS = {
+    (user, job): _required(f for f in _REQUIRED_HEADER
+                           if (user or f[1] != "user") and (job or f[1] != "job_id"))
+    for user in (False, True) for job in (False, True)
+}
+_ATTR_CHECKS = {name: _required(fields) for name, fields in _REQUIRED_ATTRS.items()}
+
+
 def _check_complete(ev: Event, require_user: bool, require_job_id: bool) -> None:
     """Every required field must hold a value other than its sentinel; an absent key
     leaves the sentinel, so this also finds missing keys."""
-    for key, slot, null in _REQUIRED_HEADER:
-        if slot == "user" and not require_user:
-            continue
-        if slot == "job_id" and not require_job_id:
-            continue
-        if getattr(ev, slot) == null:
-            raise _fail(f"{ev.type_name} record lacks {key}", code="MSG_INCOMPLETE", key=key)
-    for key, slot, null in _REQUIRED_ATTRS[ev.type_name]:
-        if getattr(ev, slot) == null:
-            raise _fail(f"{ev.type_name} record lacks the required attribute {key}",
-                        code="MSG_INCOMPLETE", key=key)
+    for (getter, nulls, fields), what in ((_HEADER_CHECKS[require_user, require_job_id], ""),
+                                          (_ATTR_CHECKS[ev.type_name], "the required attribute ")):
+        if any(map(operator.eq, getter(ev), nulls)):
+            for key, slot, null in fields:
+                if getattr(ev, slot) == null:
+                    raise _fail(f"{ev.type_name} record lacks {what}{key}", code="MSG_INCOMPLETE",
+                                key=key)
 
 
 def parse_bytes(data: bytes, **kw) -> Event:
