@@ -9,6 +9,7 @@ code and are not late by themselves).
 
 from __future__ import annotations
 
+from lbtx.machines.cream import _CREAM_TO_LB
 from lbtx.machines.glite_classify import USABLE, Ctx
 from lbtx.schema import ENUMS, JobState, Source, StatCreamState, StatDoneCode, StatJwStatus
 
@@ -101,18 +102,7 @@ def cream_abort(c: Ctx) -> bool:
     return True
 
 
-#: CREAM state -> (job state, jw_status, done code) it implies (§8.1).
-_CREAM_TO_LB = {
-    _CS["CREAM_PENDING"]: (JobState.WAITING, None, None),
-    _CS["CREAM_IDLE"]: (JobState.SCHEDULED, None, None),
-    _CS["CREAM_RUNNING"]: (JobState.RUNNING, StatJwStatus.WRAPPER_RUNNING, None),
-    _CS["CREAM_REALLY-RUNNING"]: (JobState.RUNNING, StatJwStatus.PAYLOAD_RUNNING, None),
-    _CS["CREAM_DONE-OK"]: (JobState.DONE, None, StatDoneCode.OK),
-    _CS["CREAM_DONE-FAILED"]: (JobState.DONE, None, StatDoneCode.FAILED),
-    _CS["CREAM_ABORTED"]: (JobState.ABORTED, None, None),
-    _CS["CREAM_CANCELLED"]: (JobState.CANCELLED, None, None),
-    _CS["CREAM_PURGED"]: (JobState.CLEARED, None, None),
-}
+# CREAM state -> (job state, jw_status, done code): the CREAM machine's table (§8.1).
 
 
 def cream_status(c: Ctx) -> bool:

@@ -123,6 +123,14 @@ class FieldSpec:
 
 def attr(name, type, *, enum=None, optional=False, null=..., py=None, hint=None, doc=""):
     """An event attribute; ``enum`` defaults to ``Source`` for the ``logsrc`` type."""
+    return header(name, type, "", enum=enum, optional=optional, null=null, py=py, doc=doc,
+                  hint=hint)
+
+
+def header(name, type, ulm_key, *, enum=None, optional=False, null=..., py=None, quoted=True,
+           set_by=None, flags=None, hint=None, doc=""):
+    """A field of the common header, with its fixed ULM key (event attributes get
+    theirs from :func:`number_events`)."""
     if type == "logsrc" and enum is None:
         enum = "Source"
     return AttrSpec(
@@ -134,22 +142,6 @@ def attr(name, type, *, enum=None, optional=False, null=..., py=None, hint=None,
         py_name=py or snake_case(name),
         doc=doc,
         hint=hint,
-    )
-
-
-def header(name, type, ulm_key, *, enum=None, optional=False, null=..., py=None, quoted=True,
-           set_by=None, flags=None, doc=""):
-    """A field of the common header, with its fixed ULM key."""
-    if type == "logsrc" and enum is None:
-        enum = "Source"
-    return AttrSpec(
-        name=name,
-        type=type,
-        enum=enum,
-        optional=optional,
-        null=TYPE_NULL[type] if null is ... else null,
-        py_name=py or snake_case(name),
-        doc=doc,
         ulm_key=ulm_key,
         quoted=quoted,
         set_by=set_by,
