@@ -28,7 +28,7 @@ _STATUS_DONE = ENUMS["CREAMStatusResult"].DONE
 _CS = StatCreamState
 #: CREAMStatus new_state -> (job state, jw_status, done code) it implies (§8.1);
 #: registered and held set only cream_state.
-_CREAM_TO_LB = {
+CREAM_TO_LB = {
     _CS["CREAM_PENDING"]: (JobState.WAITING, None, None),
     _CS["CREAM_IDLE"]: (JobState.SCHEDULED, None, None),
     _CS["CREAM_RUNNING"]: (JobState.RUNNING, StatJwStatus.WRAPPER_RUNNING, None),
@@ -185,7 +185,7 @@ def cream_status_state(st: JobStatus, ev: Event) -> None:
     name = ev.new_state
     cream_state = StatCreamState.from_text(name) if isinstance(name, str) else None
     st.cream_state = cream_state
-    implied = _CREAM_TO_LB.get(cream_state)
+    implied = CREAM_TO_LB.get(cream_state)
     if implied is None:
         return
     state, jw_status, done_code = implied

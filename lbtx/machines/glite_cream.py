@@ -9,7 +9,7 @@ code and are not late by themselves).
 
 from __future__ import annotations
 
-from lbtx.machines.cream import _CREAM_TO_LB
+from lbtx.machines.cream import CREAM_TO_LB
 from lbtx.machines.glite_classify import USABLE, Ctx
 from lbtx.schema import ENUMS, JobState, Source, StatCreamState, StatDoneCode, StatJwStatus
 
@@ -113,7 +113,7 @@ def cream_status(c: Ctx) -> bool:
         return True
     cs = _CS.from_text(ev.new_state) if isinstance(ev.new_state, str) else None
     st.cream_state = cs
-    mapped = _CREAM_TO_LB.get(cs)
+    mapped = CREAM_TO_LB.get(cs)
     if mapped is not None:
         state, jw, done_code = mapped
         st.state = state
