@@ -1,0 +1,1 @@
+"""The bookkeeping server: intake, stores, queries."""

@@ -1,0 +1,116 @@
+"""Command-line options of ``twistd lb-server`` (the documented interface).
+
+Every listener is an endpoint description, so that secure transports slot in as
+endpoint plug-ins without touching the services. Defaults follow the original:
+queries and web pages on 9000, event intake ("store") on 9001.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.python import usage
+
+MEGABYTE = 1024 * 1024
+SECOND = 1.0
+
+DEFAULT_QUERY_ENDPOINT = "tcp:9000"
+DEFAULT_STORE_ENDPOINT = "tcp:9001"
+DEFAULT_DATA_DIR = "lbtx-data"
+DEFAULT_LOCK_SLOTS = 1024
+DEFAULT_MAX_FRAME = 16 * MEGABYTE
+DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_IDLE_TIMEOUT = 60 * SECOND
+DEFAULT_REQUEST_TIMEOUT = 120 * SECOND
+
+
+def _positive_int(name):
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise usage.UsageError(f"--{name} needs a whole number, not {text!r}") from None
+        if value <= 0:
+            raise usage.UsageError(f"--{name} must be positive")
+        return value
+    return convert
+
+
+def _positive_float(name):
+    def convert(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise usage.UsageError(f"--{name} needs a number of seconds, not {text!r}") from None
+        if not value > 0:
+            raise usage.UsageError(f"--{name} must be positive")
+        return value
+    return convert
+
+
+class ServerOptions(usage.Options):
+    """Options of the bookkeeping server."""
+
+    synopsis = "[options]"
+    longdesc = ("The lbtx bookkeeping server: event intake, job states, queries. With no "
+                "options it keeps its data in SQLite under ./lbtx-data and listens on 9000 "
+                "(queries) and 9001 (intake).")
+
+    optFlags = [
+        ["noauth", "n", "authorization checks off (for tests and trials only)"],
+    ]
+    optParameters = [
+        ["data-dir", "d", DEFAULT_DATA_DIR, "directory for the server's data"],
+        ["db", None, None, "database URL: sqlite:///PATH or postgresql://... "
+                           "(default: SQLite in the data directory)"],
+        ["lock-slots", None, DEFAULT_LOCK_SLOTS, "number of per-job write locks (PostgreSQL)",
+         _positive_int("lock-slots")],
+        ["max-frame", None, DEFAULT_MAX_FRAME, "largest accepted frame in bytes",
+         _positive_int("max-frame")],
+        ["max-connections", None, DEFAULT_MAX_CONNECTIONS, "connections served at once",
+         _positive_int("max-connections")],
+        ["idle-timeout", None, DEFAULT_IDLE_TIMEOUT, "seconds before an idle client is dropped",
+         _positive_float("idle-timeout")],
+        ["request-timeout", None, DEFAULT_REQUEST_TIMEOUT, "seconds a request may take",
+         _positive_float("request-timeout")],
+        ["server-name", None, None, "host:port this server owns job ids for "
+                                    "(default: this host on the query port)"],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["listen-query"] = []
+        self["listen-store"] = []
+        self["superuser"] = []
+
+    def opt_listen_query(self, description):
+        """Endpoint for queries and web pages (repeatable; default tcp:9000)."""
+        self["listen-query"].append(description)
+
+    def opt_listen_store(self, description):
+        """Endpoint for event intake (repeatable; default tcp:9001)."""
+        self["listen-store"].append(description)
+
+    def opt_superuser(self, identity):
+        """Identity with every right (repeatable)."""
+        if not identity.strip():
+            raise usage.UsageError("--superuser needs an identity")
+        self["superuser"].append(identity)
+
+    opt_R = opt_superuser
+
+    def postOptions(self):
+        if not self["listen-query"]:
+            self["listen-query"] = [DEFAULT_QUERY_ENDPOINT]
+        if not self["listen-store"]:
+            self["listen-store"] = [DEFAULT_STORE_ENDPOINT]
+        db = self["db"]
+        if db is None:
+            self["db"] = "sqlite:///" + os.path.abspath(
+                os.path.join(self["data-dir"], "lbtx.sqlite"))
+        elif not (db.startswith("sqlite:///") or db.startswith("postgresql://")
+                  or db.startswith("postgres://")):
+            raise usage.UsageError(f"--db must be sqlite:///PATH or postgresql://..., not {db!r}")
+        overlap = set(self["listen-query"]) & set(self["listen-store"])
+        if overlap:
+            raise usage.UsageError(f"the same endpoint for queries and intake: {sorted(overlap)}")
