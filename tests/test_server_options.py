@@ -22,7 +22,7 @@ def test_defaults_follow_the_original():
     assert o["listen-query"] == ["tcp:9000"]
     assert o["listen-store"] == ["tcp:9001"]
     assert o["db"] == "sqlite:///" + os.path.abspath("lbtx-data/lbtx.sqlite")
-    assert o["noauth"] is False and o["superuser"] == []
+    assert not o["noauth"] and o["superuser"] == []
     assert o["lock-slots"] == 1024 and o["max-frame"] == 16 * 1024 * 1024
 
 
@@ -31,7 +31,7 @@ def test_repeatable_listeners_and_superusers():
               "--listen-store", "tcp:0", "--superuser", "/CN=a", "-R", "/CN=b", "--noauth")
     assert o["listen-query"] == ["tcp:0:interface=127.0.0.1", "unix:/tmp/q.sock"]
     assert o["listen-store"] == ["tcp:0"]
-    assert o["superuser"] == ["/CN=a", "/CN=b"] and o["noauth"] is True
+    assert o["superuser"] == ["/CN=a", "/CN=b"] and o["noauth"]
 
 
 def test_data_dir_moves_the_default_database(tmp_path):
