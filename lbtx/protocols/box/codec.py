@@ -63,7 +63,10 @@ def encode_box(box: Mapping[str, bytes], *, max_frame: int = DEFAULT_MAX_FRAME) 
     parts = [b""]
     size = 0
     for key, value in box.items():
-        raw_key = key.encode("ascii", "replace") if isinstance(key, str) else b""
+        try:
+            raw_key = key.encode("ascii")
+        except (AttributeError, UnicodeEncodeError):
+            raw_key = b""
         if not _KEY_RE.match(raw_key):
             raise ValueError(f"box key {key!r} is not 1-255 visible ASCII characters")
         if not isinstance(value, (bytes, bytearray, memoryview)):
