@@ -34,3 +34,7 @@ ULM_DATA = SHARED / "data" / "ulm"
 @pytest.fixture
 def shared() -> Path:
     return SHARED
+
+
+# A private PostgreSQL server for the store tests (started on first use, stopped at the end).
+from pgcluster import pg_cluster, pg_dsn  # noqa: E402,F401

@@ -1,0 +1,129 @@
+"""What every job store provides: :class:`IJobStore`, its errors and its records.
+
+A job store keeps, durably, every event the server accepted (the raw ULM line
+verbatim, with indexed header fields), and for every job its owner, parent,
+status (including the state machines' private bookkeeping), ACL, user tags and
+subjob links. Intake feeds it batches of validated events; it applies them with
+:func:`lbtx.acceptance.accept` under a per-job write lock and commits before it
+answers. Queries read jobs back by id, by owner, by parent or by conditions.
+
+Implementations: :mod:`lbtx.server.store.sqlite` (embedded, the default) and
+:mod:`lbtx.server.store.postgres` (shared by any number of server processes).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from zope.interface import Attribute, Interface
+
+from lbtx.events import Event
+from lbtx.jobid import JobId
+from lbtx.timeval import Timeval
+
+__all__ = ["IJobStore", "StoreError", "UnknownJobError", "StoreUnavailableError", "StoredEvent"]
+
+
+class StoreError(Exception):
+    """Base class of the errors a store reports through its Deferreds."""
+
+
+class UnknownJobError(StoreError, KeyError):
+    """The store has no job with this id (ENOENT "no such job" in the original)."""
+
+    def __init__(self, job_id: JobId):
+        self.job_id = job_id
+        super().__init__(f"no such job: {job_id}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached now (it is restarting, or the connection was
+    lost). Nothing of the failed request is committed unless it was a commit whose
+    answer was lost; the store reconnects by itself and the caller may retry (a
+    retried event that was committed after all is recognised as a duplicate)."""
+
+
+class StoredEvent(NamedTuple):
+    """One stored event: when it arrived, the event, and its ULM line as received."""
+
+    arrived: Timeval
+    event: Event
+    line: str
+
+
+class IJobStore(Interface):
+    """The durable store of events and job records behind intake and queries.
+
+    Every method returns a Deferred (fired on the reactor thread). Database errors
+    that are not described below fail the Deferred with the driver's exception.
+    """
+
+    lock_slots = Attribute("Number of per-job write locks jobs are hashed onto (1 for a "
+                           "single-writer store).")
+
+    def start():
+        """Connect, and create the schema or upgrade it to the current version.
+
+        Fires with None when the store is ready; fails with :class:`StoreError`
+        when the database holds a schema newer than this code knows, or with the
+        driver's error when the database cannot be opened.
+        """
+
+    def stop():
+        """Finish the work in progress, then close the connections.
+
+        Fires with None; calls made after it fail with :class:`StoreUnavailableError`.
+        """
+
+    def accept_events(events, lines=None):
+        """Apply a batch of validated events (each with ``job_id`` and ``user``).
+
+        ``lines``, if given, holds the ULM record each event was parsed from; it is
+        stored verbatim (a trailing line feed is dropped). Without it the record is
+        formatted from the event. An event's arrival time is its ``arrived`` field
+        when set (loading a dump), else the store's clock.
+
+        Events are applied in order with :func:`lbtx.acceptance.accept` under the
+        write locks of their jobs and of those jobs' parents; events of one job are
+        applied in one transaction. Fires with one :class:`lbtx.acceptance.Outcome`
+        per event, in order, once every stored event of the batch is committed; an
+        event that was answered ``stored`` or ``duplicate`` is durable. Fails with
+        :class:`StoreUnavailableError` when the database is unreachable, or with the
+        exception a state machine raised; then nothing of the batch is committed.
+        """
+
+    def job_status(job_id):
+        """Fire with the :class:`lbtx.acceptance.JobRecord` of the job (owner, status
+        with its internal bookkeeping, ACL, children, number of events); fail with
+        :class:`UnknownJobError` when the job is not known."""
+
+    def job_events(job_id):
+        """Fire with the job's events in arrival order, as a list of
+        :class:`StoredEvent` ``(arrived, event, line)``, server-generated events
+        included; fail with :class:`UnknownJobError` when the job is not known."""
+
+    def query_jobs(query, *, limit):
+        """Fire with the records of at most ``limit`` jobs matching ``query`` (a
+        :data:`lbtx.query.conditions.JobQuery`: a conjunction of disjunctions),
+        ordered by unique id. Indexed attributes are evaluated by the database; the
+        other conditions with :func:`lbtx.query.conditions.job_matches`. Fails with
+        :class:`lbtx.query.conditions.QueryError` for a condition that cannot be
+        evaluated (an unresolved ``owner`` NULL). Access checks are the caller's."""
+
+    def user_jobs(owner, *, limit=None):
+        """Fire with the records of the jobs owned by the subject ``owner``
+        (compared as :func:`lbtx.subject.same` does), ordered by unique id, at most
+        ``limit`` of them when given; an empty list when there are none."""
+
+    def children(parent_id):
+        """Fire with the records of the jobs whose parent is ``parent_id``, in the
+        order they were linked to it (subjobs in index order); fail with
+        :class:`UnknownJobError` when the parent is not known."""
+
+    def last_seqcode(job_id):
+        """Fire with the sequence code the job's state machine continues from
+        (the legacy querySequenceCode answer), or None when it has none yet; fail
+        with :class:`UnknownJobError` when the job is not known."""

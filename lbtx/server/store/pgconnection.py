@@ -1,0 +1,235 @@
+"""Connections to PostgreSQL for the store: a small pool of txpostgres connections
+that reconnect by themselves, and the driver that runs store work on them.
+
+Each connection has a :class:`ReconnectingDetector` (txpostgres's hook for dead
+connections) whose reconnection runs on the store's clock with a capped backoff
+and stops when the pool is closed. While a connection is down, work given to it
+fails at once with :class:`~lbtx.server.store.interfaces.StoreUnavailableError`;
+the pool prefers connections that are up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import psycopg2
+from psycopg2 import extensions
+from twisted.internet import error as net_error
+from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from txpostgres import reconnection, txpostgres
+
+from lbtx.server.store.interfaces import StoreUnavailableError
+from lbtx.server.store.sql import Work
+
+__all__ = ["ConnectionPool", "ReconnectingDetector", "drive", "is_dead", "unavailable"]
+
+#: reconnection delays in seconds: at once, then growing to the cap
+FIRST_RETRY = 0.2
+MAX_RETRY = 5.0
+
+
+def is_dead(f: Failure) -> bool:
+    """Whether a failure means the connection is gone (not a failed statement)."""
+    if f.check(reconnection.ConnectionDead, txpostgres.RollbackFailed, psycopg2.InterfaceError,
+               net_error.ConnectionDone, net_error.ConnectionLost):
+        return True
+    if f.check(extensions.TransactionRollbackError, extensions.QueryCanceledError):
+        return False
+    return bool(f.check(psycopg2.OperationalError))
+
+
+def unavailable(f: Failure) -> Failure:
+    """Turn a dead-connection failure into :class:`StoreUnavailableError`."""
+    if f.check(StoreUnavailableError) or not is_dead(f):
+        return f
+    return Failure(StoreUnavailableError(f"database connection lost: {f.getErrorMessage()}"))
+
+
+def _delays() -> Iterator[float]:
+    yield 0.0
+    delay = FIRST_RETRY
+    while True:
+        yield delay
+        delay = min(delay * 2, MAX_RETRY)
+
+
+class ReconnectingDetector(reconnection.DeadConnectionDetector):
+    """txpostgres's dead-connection detector, reconnecting on ``clock`` until it
+    succeeds or :meth:`stop` is called."""
+
+    log = Logger()
+
+    def __init__(self, clock, name: str):
+        super().__init__(deathChecker=is_dead, reactor=clock)
+        self._name = name
+        self._stopped = False
+        self._delayed = None
+        self._delay_iter: Iterator[float] = _delays()
+
+    def startReconnecting(self, f: Failure) -> None:
+        self.log.warn("{name}: database connection lost ({error}); reconnecting",
+                      name=self._name, error=f.getErrorMessage())
+        self._delay_iter = _delays()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._stopped:
+            return
+        self._delayed = self.reactor.callLater(next(self._delay_iter), self._attempt)
+
+    def _attempt(self) -> None:
+        self._delayed = None
+        if self._stopped:
+            return
+        d = maybeDeferred(self.reconnect)
+        d.addCallbacks(self._recovered, self._failed)
+
+    def _recovered(self, _) -> None:
+        if self._stopped:
+            return
+        self.log.info("{name}: database connection re-established", name=self._name)
+        self.connectionRecovered()
+
+    def _failed(self, f: Failure) -> None:
+        self.log.debug("{name}: reconnection failed: {error}", name=self._name,
+                       error=f.getErrorMessage())
+        self._schedule()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._delayed is not None and self._delayed.active():
+            self._delayed.cancel()
+        self._delayed = None
+
+
+@inlineCallbacks
+def drive(cursor, work: Work):
+    """Run ``work`` over a txpostgres cursor; fire with its result."""
+    rows = None
+    while True:
+        try:
+            stmt = work.send(rows)
+        except StopIteration as stop:
+            return stop.value
+        if stmt.many:
+            raise ValueError("PostgreSQL work must not use executemany statements")
+        yield cursor.execute(stmt.text, tuple(stmt.params))
+        rows = cursor.fetchall() if stmt.returns else None
+
+
+class ConnectionPool:
+    """``size`` txpostgres connections to ``dsn``; each piece of work runs alone on one."""
+
+    log = Logger()
+
+    def __init__(self, reactor, dsn: str, size: int, *, clock=None, name: str = "postgres"):
+        self._reactor = reactor
+        self._dsn = dsn
+        self._clock = clock or reactor
+        self._detectors = [ReconnectingDetector(self._clock, f"{name}[{i}]") for i in range(size)]
+        self._conns = [txpostgres.Connection(reactor=reactor, detector=det)
+                       for det in self._detectors]
+        self._idle: list = []
+        self._waiting: list[Deferred] = []
+        self._busy = 0
+        self._drained: list[Deferred] = []
+        self.running = False
+
+    def start(self) -> Deferred:
+        d = gatherResults([c.connect(self._dsn) for c in self._conns], consumeErrors=True)
+
+        def connected(_):
+            self._idle = list(self._conns)
+            self.running = True
+
+        def failed(f):
+            for c in self._conns:
+                _close_quietly(c)
+            f = f.value.subFailure if hasattr(f.value, "subFailure") else f
+            return Failure(StoreUnavailableError(f"cannot connect to the database: "
+                                                 f"{f.getErrorMessage()}"))
+        return d.addCallbacks(connected, failed)
+
+    def _take(self):
+        for i, c in enumerate(self._idle):
+            if not c.detector.connectionIsDead:
+                return self._idle.pop(i)
+        return self._idle.pop(0)
+
+    def _checkout(self) -> Deferred:
+        if self._idle:
+            self._busy += 1
+            return _succeed(self._take())
+        d = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def _checkin(self, conn) -> None:
+        if self._waiting:
+            self._waiting.pop(0).callback(conn)
+            return
+        self._busy -= 1
+        self._idle.append(conn)
+        if not self._busy:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(None)
+
+    def run(self, work_factory: Callable[[], Work], *, read_only: bool = False) -> Deferred:
+        """Run the work made by ``work_factory()`` in one transaction on a free
+        connection; fire with its result. Dead connections fail with
+        :class:`StoreUnavailableError`."""
+        if not self.running:
+            return fail(StoreUnavailableError("the store is stopped"))
+        d = self._checkout()
+
+        def on_conn(conn):
+            def interaction(cursor):
+                work = work_factory()
+                if read_only:
+                    first = cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, "
+                                           "READ ONLY")
+                    return first.addCallback(lambda _: drive(cursor, work))
+                return drive(cursor, work)
+
+            result = conn.runInteraction(interaction)
+
+            def release(value: Any) -> Any:
+                self._checkin(conn)
+                return value
+            return result.addBoth(release)
+        d.addCallback(on_conn)
+        d.addErrback(unavailable)
+        return d
+
+    def stop(self) -> Deferred:
+        """Wait for running work, then close every connection and stop reconnecting."""
+        self.running = False
+        if self._busy:
+            d = Deferred()
+            self._drained.append(d)
+        else:
+            d = _succeed(None)
+
+        def close(_):
+            for det in self._detectors:
+                det.stop()
+            for c in self._conns:
+                _close_quietly(c)
+        return d.addCallback(close)
+
+
+def _succeed(value) -> Deferred:
+    d = Deferred()
+    d.callback(value)
+    return d
+
+
+def _close_quietly(conn) -> None:
+    try:
+        if conn.pollable() is not None:
+            conn.close()
+    except Exception:  # closing a broken connection may fail; it is gone either way
+        pass
