@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from lbtx import subject
-from lbtx.acceptance import thorough_histogram
+from lbtx.acceptance import MemoryJobTable, thorough_histogram
 from lbtx.protocols.legacy_query import (ErrorCode, EventsAnswer, IQueryBackend, JobsAnswer,
                                          JobView, LBError, StatusFlag)
 from lbtx.protocols.legacy_query.messages import QueryResults
@@ -28,8 +28,10 @@ from scenario_support import load, scenario_lines
 
 
 def replay_scenario(path: Path, replay: Replay | None = None) -> Replay:
-    """Feed a scenario file's events through ``lbtx replay``'s engine."""
-    replay = replay or Replay()
+    """Feed a scenario file's events through ``lbtx replay``'s engine, keeping the events."""
+    if replay is None:
+        replay = Replay()
+        replay.table = MemoryJobTable(keep_events=True)
     text = "".join(scenario_lines(load(path)))
     for _ in replay.feed_stream(io.StringIO(text), path.name):
         pass
@@ -71,7 +73,10 @@ class ReplayBackend:
 
     def __init__(self, replay: Replay | None = None, *, noauth: bool = False,
                  indices=(), hold: bool = False, hard_limit: int = 0):
-        self.replay = replay or Replay()
+        if replay is None:
+            replay = Replay()
+            replay.table = MemoryJobTable(keep_events=True)
+        self.replay = replay
         self.noauth = noauth
         self.indices = list(indices)
         self.hold = hold
