@@ -53,7 +53,7 @@ def subject_hash(cert: x509.Certificate) -> str:
 @dataclass
 class _Contents:
     mtime_ns: int
-    store: crypto.X509Store
+    openssl_cas: list[crypto.X509]
     cas: list[x509.Certificate]
     crls: dict[bytes, list[x509.CertificateRevocationList]] = field(default_factory=dict)
 
@@ -91,7 +91,7 @@ class TrustStore:
 
     def _load(self) -> _Contents:
         mtime = os.stat(self.cadir).st_mtime_ns
-        store = crypto.X509Store()
+        openssl_cas: list[crypto.X509] = []
         cas: list[x509.Certificate] = []
         crls: dict[bytes, list[x509.CertificateRevocationList]] = {}
         for name in sorted(os.listdir(self.cadir)):
@@ -100,7 +100,7 @@ class TrustStore:
                 if _CERT_FILE.match(name):
                     with open(path, "rb") as f:
                         for cert in x509.load_pem_x509_certificates(f.read()):
-                            store.add_cert(crypto.X509.from_cryptography(cert))
+                            openssl_cas.append(crypto.X509.from_cryptography(cert))
                             cas.append(cert)
                 elif _CRL_FILE.match(name):
                     with open(path, "rb") as f:
@@ -109,7 +109,7 @@ class TrustStore:
             except (OSError, ValueError) as e:
                 self.log.warn("skipped unreadable {path} in the CA directory: {error}",
                               path=path, error=str(e))
-        return _Contents(mtime, store, cas, crls)
+        return _Contents(mtime, openssl_cas, cas, crls)
 
     def verify(
         self,
@@ -123,7 +123,10 @@ class TrustStore:
         no CRL (only with C{require_crl}), bad CRL, or another invalid certificate.
         """
         self._refresh()
-        store = self._contents.store
+        # A fresh store each time: OpenSSL keeps the first verification time set on a store.
+        store = crypto.X509Store()
+        for ca in self._contents.openssl_cas:
+            store.add_cert(ca)
         store.set_time(now.replace(tzinfo=None))
         context = crypto.X509StoreContext(
             store,
