@@ -75,6 +75,8 @@ class ServerOptions(usage.Options):
          _positive_float("request-timeout")],
         ["server-name", None, None, "host:port this server owns job ids for "
                                     "(default: this host on the query port)"],
+        ["peer-identity", None, "anonymous", "identity given to peers of plaintext "
+                                             "connections (tests and trials)"],
     ]
 
     def __init__(self):

@@ -1,0 +1,71 @@
+"""Event intake: the batch handler behind the server's store port.
+
+Each request of a store connection (box protocol or legacy interlogger framing)
+hands its ULM lines to :meth:`IntakeHandler.handle_batch`. Lines are parsed and
+validated; the valid ones go to the job store in one call, which applies the
+acceptance rules and commits before it answers; the answer holds one result per
+line, in order. A line that is not a valid event is answered ``invalid`` with the
+reason and loses nothing else of its batch.
+
+Events carry the sender's identity in ``DG.USER`` (the local logger inserts it).
+A record without ``DG.USER`` gets the identity of the connection's peer, which is
+what direct logging to the server means.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from lbtx import ulm
+from lbtx.errors import LBFormatError
+from lbtx.protocols.box.messages import Result
+from lbtx.protocols.interfaces import IBatchHandler
+
+__all__ = ["IntakeHandler"]
+
+
+@implementer(IBatchHandler)
+class IntakeHandler:
+    """Parses, validates and stores batches of events.
+
+    :param store: an :class:`~lbtx.server.store.interfaces.IJobStore`.
+    :param max_line: the longest record accepted, in characters.
+    """
+
+    log = Logger()
+
+    def __init__(self, store, *, max_line: int = ulm.DEFAULT_MAX_LENGTH):
+        self._store = store
+        self._max_line = max_line
+
+    def handle_batch(self, peer_identity, lines):
+        """See :meth:`IBatchHandler.handle_batch`."""
+        results: list[Result | None] = [None] * len(lines)
+        events, texts, where = [], [], []
+        for i, raw in enumerate(lines):
+            try:
+                text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+                ev = ulm.parse(text, max_length=self._max_line)
+                if ev.user is None:
+                    ev.user = peer_identity
+                ev.validate()
+            except LBFormatError as e:
+                results[i] = Result.invalid(str(e), e.code)
+                continue
+            events.append(ev)
+            texts.append(text)
+            where.append(i)
+        invalid = len(lines) - len(events)
+        if invalid:
+            self.log.info("{count} invalid event(s) from {peer}", count=invalid, peer=peer_identity)
+        if not events:
+            return defer.succeed(results)
+        d = defer.maybeDeferred(self._store.accept_events, events, texts)
+
+        def answered(outcomes):
+            for i, outcome in zip(where, outcomes):
+                results[i] = Result.from_delivery(outcome.delivery, outcome.reason)
+            return results
+        return d.addCallback(answered)
