@@ -5,7 +5,8 @@ a :class:`~lbtx.replay.Replay`: jobs are readable by their owner (or by everybod
 with ``noauth=True``), conditions are evaluated with
 :func:`lbtx.query.conditions.job_matches`, limits follow formats.md §7.7. Every call
 is recorded in ``calls``; with ``hold=True`` calls return Deferreds that only the
-test fires (``held``), to exercise timeouts and cancellation.
+test fires (``held``; cancelled ones also go to ``cancelled``), to exercise timeouts
+and cancellation.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class ReplayBackend:
         self.hard_limit = hard_limit
         self.calls: list[tuple] = []
         self.held: list[Deferred] = []
+        self.cancelled: list[Deferred] = []
 
     # --- helpers -------------------------------------------------------------
     @property
@@ -91,7 +93,7 @@ class ReplayBackend:
 
     def _answer(self, value):
         if self.hold:
-            d = Deferred()
+            d = Deferred(self.cancelled.append)
             self.held.append(d)
             return d
         return succeed(value)
