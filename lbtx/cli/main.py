@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from lbtx import __version__
-from lbtx.cli import replay
+from lbtx.cli import ca, replay
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     replay.add_parser(sub)
+    ca.add_parser(sub)
     return parser
 
 
