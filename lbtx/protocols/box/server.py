@@ -1,0 +1,337 @@
+"""The server side of a store or logger port: a thin Twisted adapter over the sessions.
+
+:class:`BoxServerProtocol` tells the framing from the first bytes
+(:mod:`lbtx.protocols.sniff`), then feeds a sans-I/O session
+(:class:`~.session.BoxServerSession`, or a legacy one) and performs its actions in
+order: requests go to the injected :class:`~lbtx.protocols.interfaces.IBatchHandler`
+one at a time, and every answer is written in request order. Deadlines:
+
+* handshake: from connect until the hello is answered (a legacy peer: its first
+  frame is complete); not extended by trickled bytes;
+* idle: no request outstanding and no bytes for this long (TimeoutMixin);
+* request: the handler gets this long per batch, then the peer gets a
+  retryable ``timeout`` error;
+* close: after the last answer, a peer that does not take it is aborted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Collection
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime, ITransport
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from lbtx import __version__
+from lbtx.protocols.actions import Close, Handle, Ready, Send
+from lbtx.protocols.box.codec import DEFAULT_MAX_FRAME
+from lbtx.protocols.box.messages import DEFAULT_MAX_BATCH, ErrorCode, Result
+from lbtx.protocols.box.session import BoxServerSession
+from lbtx.protocols.errors import FrameError
+from lbtx.protocols.interfaces import IBatchHandler, IServerSession
+from lbtx.protocols.legacy_framing.sessions import DglogServerSession, ILServerSession
+from lbtx.protocols.sniff import Framing, sniff
+
+__all__ = ["ServerLimits", "BoxServerProtocol", "BoxServerFactory", "STORE_PORT_FRAMINGS",
+           "LOGGER_PORT_FRAMINGS", "anonymous_identity", "fixed_identity"]
+
+#: What the server's store port accepts.
+STORE_PORT_FRAMINGS = frozenset({Framing.BOX, Framing.LEGACY_INTERLOGGER})
+#: What the local logger's port accepts.
+LOGGER_PORT_FRAMINGS = frozenset({Framing.BOX, Framing.DGLOG})
+
+SECONDS = 1.0
+_SNIFF_BYTES = 32
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """The limits of one listening port (every duration in seconds)."""
+
+    max_frame: int = DEFAULT_MAX_FRAME          #: largest frame body, bytes
+    max_batch: int = DEFAULT_MAX_BATCH          #: most events per batch
+    max_pending: int = 8                        #: requests queued before reading pauses
+    max_connections: int | None = None          #: open connections; more are refused
+    handshake_timeout: float = 30 * SECONDS     #: connect → handshake done
+    idle_timeout: float = 60 * SECONDS          #: nothing outstanding, nothing received
+    request_timeout: float = 120 * SECONDS      #: one handler call
+    close_timeout: float = 10 * SECONDS         #: our last bytes → abort
+
+
+def anonymous_identity(transport: ITransport) -> str:
+    """The identity of a peer on a channel that authenticates nobody."""
+    return "anonymous"
+
+
+def fixed_identity(name: str) -> Callable[[ITransport], str]:
+    """An ``identify`` callable giving every peer the configured identity ``name``."""
+    return lambda transport: name
+
+
+def _make_session(framing: Framing, limits: ServerLimits, agent: str) -> IServerSession:
+    if framing is Framing.BOX:
+        return BoxServerSession(max_frame=limits.max_frame, max_batch=limits.max_batch,
+                                agent=agent)
+    if framing is Framing.LEGACY_INTERLOGGER:
+        return ILServerSession(max_frame=limits.max_frame)
+    return DglogServerSession(max_frame=limits.max_frame)
+
+
+class BoxServerProtocol(Protocol, TimeoutMixin):
+    """One connection to a store (or logger) port. See the module docstring."""
+
+    log = Logger()
+
+    def __init__(self, handler: IBatchHandler, *, clock: IReactorTime,
+                 limits: ServerLimits = ServerLimits(),
+                 framings: Collection[Framing] = STORE_PORT_FRAMINGS,
+                 identify: Callable[[ITransport], str] = anonymous_identity,
+                 agent: str = f"lbtx/{__version__}"):
+        self._handler = handler
+        self._clock = clock
+        self.callLater = clock.callLater  # TimeoutMixin schedules through this
+        self._limits = limits
+        self._framings = frozenset(framings)
+        self._identify = identify
+        self._agent = agent
+        self.session: IServerSession | None = None
+        self.peer_identity = ""
+        self._sniffed = bytearray()
+        self._queue: deque = deque()
+        self._handling: Handle | None = None
+        self._pumping = False
+        self._idle_armed = False
+        self._paused = False
+        self._closing = False
+        self._lost = False
+        self._handshake_call = None
+        self._abort_call = None
+
+    # --- Twisted callbacks ------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._peer = self.transport.getPeer()
+        self.peer_identity = self._identify(self.transport)
+        self._handshake_call = self._clock.callLater(self._limits.handshake_timeout,
+                                                     self._handshake_expired)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self.resetTimeout()
+        if self.session is None:
+            self._sniffed += data
+            try:
+                framing = sniff(bytes(self._sniffed[:_SNIFF_BYTES]), self._framings)
+            except FrameError as e:
+                self.log.warn("dropping connection from {peer}: {reason}", peer=self._peer,
+                              reason=e.reason)
+                self._close(b"")
+                return
+            if framing is None:
+                return
+            self.session = _make_session(framing, self._limits, self._agent)
+            data, self._sniffed = bytes(self._sniffed), bytearray()
+        self._queue.extend(self.session.feed(data))
+        self._pump()
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self._lost = True
+        self._closing = True
+        self.setTimeout(None)
+        for call in (self._handshake_call, self._abort_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._handshake_call = self._abort_call = None
+        unfinished = self.session.end() if self.session is not None else None
+        if unfinished is not None:
+            self.log.info("connection from {peer} ended inside a frame: {reason}",
+                          peer=self._peer, reason=unfinished)
+        dropped = sum(isinstance(a, Handle) for a in self._queue) + (self._handling is not None)
+        if dropped:
+            self.log.info("connection from {peer} lost with {count} requests unanswered",
+                          peer=self._peer, count=dropped)
+        self._queue.clear()
+
+    def timeoutConnection(self) -> None:
+        self.log.info("closing connection from {peer}: idle for {timeout} s", peer=self._peer,
+                      timeout=self._limits.idle_timeout)
+        self._close(b"")
+
+    # --- the action queue ---------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Perform queued actions in order until one waits for the handler."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._queue and self._handling is None and not self._closing:
+                action = self._queue.popleft()
+                if isinstance(action, Send):
+                    self.transport.write(action.data)
+                elif isinstance(action, Handle):
+                    self._start(action)
+                elif isinstance(action, Ready):
+                    self._ready(action)
+                elif isinstance(action, Close):
+                    self.log.warn("dropping connection from {peer}: {reason}",
+                                  peer=self._peer, reason=action.reason)
+                    self._close(action.data)
+        finally:
+            self._pumping = False
+        self._update_flow()
+
+    def _ready(self, action: Ready) -> None:
+        if self._handshake_call is not None and self._handshake_call.active():
+            self._handshake_call.cancel()
+        self._handshake_call = None
+        self.log.debug("{framing} connection from {peer} as {identity}", framing=action.framing,
+                       peer=self._peer, identity=self.peer_identity)
+
+    def _start(self, action: Handle) -> None:
+        self._handling = action
+        d = defer.maybeDeferred(self._handler.handle_batch, self.peer_identity, list(action.lines))
+        d.addTimeout(self._limits.request_timeout, self._clock)
+        d.addCallbacks(self._handled, self._failed, callbackArgs=(action,),
+                       errbackArgs=(action,))
+        d.addErrback(lambda f: self.log.failure("answering request {request_id} from {peer}",
+                                                f, request_id=action.request_id,
+                                                peer=self._peer))
+
+    def _handled(self, results, action: Handle) -> None:
+        if not _results_match(results, action.lines):
+            self.log.error("batch handler returned {results!r} for {count} events",
+                           results=results, count=len(action.lines))
+            return self._finish(self.session.fail(action.request_id, ErrorCode.INTERNAL,
+                                                  "the server failed to process the batch"))
+        self._finish(self.session.ack(action.request_id, list(results)))
+
+    def _failed(self, failure: Failure, action: Handle) -> None:
+        if failure.check(defer.TimeoutError):
+            self.log.warn("request {request_id} from {peer} timed out after {timeout} s",
+                          request_id=action.request_id, peer=self._peer,
+                          timeout=self._limits.request_timeout)
+            data = self.session.fail(action.request_id, ErrorCode.TIMEOUT,
+                                     "the server gave up on the request; retry later")
+        else:
+            self.log.failure("batch handler failed for request {request_id} from {peer}",
+                             failure, request_id=action.request_id, peer=self._peer)
+            data = self.session.fail(action.request_id, ErrorCode.INTERNAL,
+                                     "the server failed to process the batch; retry later",
+                                     getattr(failure.value, "errno", None))
+        self._finish(data)
+
+    def _finish(self, data: bytes) -> None:
+        self._handling = None
+        if self._lost:
+            return
+        self.transport.write(data)
+        self._pump()
+
+    # --- flow, timers, closing ------------------------------------------------------------
+
+    def _update_flow(self) -> None:
+        if self._closing:
+            return
+        pending = sum(isinstance(a, Handle) for a in self._queue) + (self._handling is not None)
+        if pending >= self._limits.max_pending and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+        elif self._paused and pending <= self._limits.max_pending // 2:
+            self._paused = False
+            self.transport.resumeProducing()
+        idle = pending == 0 and self._handshake_call is None and self.session is not None
+        if idle != self._idle_armed:
+            self._idle_armed = idle
+            self.setTimeout(self._limits.idle_timeout if idle else None)
+
+    def _handshake_expired(self) -> None:
+        self._handshake_call = None
+        self.log.warn("dropping connection from {peer}: no handshake within {timeout} s",
+                      peer=self._peer, timeout=self._limits.handshake_timeout)
+        self._close(b"")
+
+    def _close(self, data: bytes) -> None:
+        """Write ``data``, close, and abort if the peer has not gone after close_timeout."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.clear()
+        self.setTimeout(None)
+        if self._handshake_call is not None and self._handshake_call.active():
+            self._handshake_call.cancel()
+        self._handshake_call = None
+        if data:
+            self.transport.write(data)
+        if self._paused:
+            self.transport.resumeProducing()
+        self.transport.loseConnection()
+        self._abort_call = self._clock.callLater(self._limits.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_call = None
+        self.log.info("aborting connection from {peer}: it did not close", peer=self._peer)
+        self.transport.abortConnection()
+
+
+def _results_match(results, lines) -> bool:
+    return (isinstance(results, (list, tuple)) and len(results) == len(lines)
+            and all(isinstance(r, Result) for r in results))
+
+
+class BoxServerFactory(Factory):
+    """Builds :class:`BoxServerProtocol` for a listening port, counting connections.
+
+    :param handler: stores the batches (:class:`~lbtx.protocols.interfaces.IBatchHandler`).
+    :param clock: the reactor (or a :class:`~twisted.internet.task.Clock` in tests).
+    :param limits: the port's limits.
+    :param framings: what the port accepts (:data:`STORE_PORT_FRAMINGS`,
+        :data:`LOGGER_PORT_FRAMINGS`).
+    :param identify: ``transport -> identity`` of the peer.
+    """
+
+    log = Logger()
+
+    def __init__(self, handler: IBatchHandler, *, clock: IReactorTime,
+                 limits: ServerLimits = ServerLimits(),
+                 framings: Collection[Framing] = STORE_PORT_FRAMINGS,
+                 identify: Callable[[ITransport], str] = anonymous_identity,
+                 agent: str = f"lbtx/{__version__}"):
+        self.handler = handler
+        self.clock = clock
+        self.limits = limits
+        self.framings = frozenset(framings)
+        self.identify = identify
+        self.agent = agent
+        #: connections open now
+        self.connections: set[BoxServerProtocol] = set()
+
+    def buildProtocol(self, addr):
+        limit = self.limits.max_connections
+        if limit is not None and len(self.connections) >= limit:
+            self.log.warn("refusing connection from {peer}: {count} connections open",
+                          peer=addr, count=len(self.connections))
+            return None
+        proto = _CountedServerProtocol(self.handler, clock=self.clock, limits=self.limits,
+                                       framings=self.framings, identify=self.identify,
+                                       agent=self.agent)
+        proto.factory = self
+        return proto
+
+
+class _CountedServerProtocol(BoxServerProtocol):
+    """A server protocol that registers itself with its factory while connected."""
+
+    def connectionMade(self) -> None:
+        self.factory.connections.add(self)
+        super().connectionMade()
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.factory.connections.discard(self)
+        super().connectionLost(reason)
