@@ -123,3 +123,20 @@ def test_errors(ca, tmp_path):
     assert foreign.returncode == 1 and "not issued by this CA" in foreign.stderr
     bad = lbtx("ca", "user", str(ca), "x", "--subject", "CN=no slash", check=False)
     assert bad.returncode == 1 and "starts with '/'" in bad.stderr
+
+
+def test_verify_prints_identity_or_refusal(ca, tmp_path):
+    """verify prints the end-entity subject a proxy proves, and the reason when refused."""
+    cert_path, key_path = lbtx("ca", "user", str(ca), "Carol", "--key-type", "ec").stdout.split()
+    proxy = tmp_path / "x509up_carol"
+    lbtx("ca", "proxy", "--cert", cert_path, "--key", key_path, "--out", str(proxy), "--limited",
+         "--key-type", "ec")
+    grid = str(ca / "certificates")
+    assert lbtx("ca", "verify", "--cadir", grid, str(proxy)).stdout == \
+        "/DC=org/DC=example/CN=Carol (limited proxy)\n"
+    lbtx("ca", "revoke", str(ca), cert_path)
+    refused = lbtx("ca", "verify", "--cadir", grid, str(proxy), check=False)
+    assert refused.returncode == 1 and "refused: revoked" in refused.stderr
+    host_cert, _ = lbtx("ca", "host", str(ca), "lb2.example.org", "--key-type", "ec").stdout.split()
+    wrong = lbtx("ca", "verify", "--cadir", grid, host_cert, "--server-name", "localhost", check=False)
+    assert wrong.returncode == 1 and "refused: wrong server name" in wrong.stderr

@@ -8,6 +8,8 @@ Subcommands::
     lbtx ca proxy --cert FILE [--key FILE] --out FILE [--hours H] [--limited] [--legacy] [--path-length N]
     lbtx ca revoke DIR CERTFILE                       revoke, and write a new CRL
     lbtx ca crl DIR [--days N]                        write the CRL again (a fresh next update)
+    lbtx ca verify --cadir CADIR FILE [--server-name NAME] [--require-crl]
+                                                      who FILE authenticates as, or why it is refused
 
 Every command prints the files it wrote, one per line. Proxy files hold the
 proxy certificate, its key and the chain (like grid-proxy-init's); make a chain
@@ -21,12 +23,15 @@ import datetime
 import sys
 from pathlib import Path
 
+from cryptography import x509
+
 from lbtx.gss import issuing
 from lbtx.gss.authority import DEFAULT_CA_SUBJECT, AuthorityError, CertificateAuthority, write_private, write_public
 from lbtx.gss.credentials import load_credentials
-from lbtx.gss.errors import CredentialsError
+from lbtx.gss.errors import CredentialsError, PeerRefusedError
 from lbtx.gss.proxy import dn_text
-from lbtx.gss.trust import subject_hash
+from lbtx.gss.trust import TrustStore, subject_hash
+from lbtx.gss.verify import PeerVerifier
 
 
 def add_parser(sub) -> None:
@@ -78,6 +83,13 @@ def add_parser(sub) -> None:
     crl.add_argument("dir", type=Path)
     crl.add_argument("--days", type=float, default=30)
     crl.set_defaults(run=run_crl)
+
+    verify = commands.add_parser("verify", help="show the identity a certificate or proxy file proves")
+    verify.add_argument("--cadir", required=True, help="the grid CA directory to trust")
+    verify.add_argument("file", help="certificate (with chain) or proxy file")
+    verify.add_argument("--server-name", help="also check the certificate is issued for this name")
+    verify.add_argument("--require-crl", action="store_true", help="refuse a CA without CRL")
+    verify.set_defaults(run=run_verify)
 
 
 def _key_type(p) -> None:
@@ -171,3 +183,17 @@ def run_crl(args) -> int:
         return _fail(str(e))
     return _done(ca.write_crl(_now(), args.days))
 
+
+
+def run_verify(args) -> int:
+    try:
+        cert = x509.load_pem_x509_certificates(Path(args.file).read_bytes())
+        verifier = PeerVerifier(TrustStore(args.cadir, args.require_crl))
+    except (OSError, ValueError, CredentialsError) as e:
+        return _fail(str(e))
+    try:
+        identity = verifier.verify(cert[0], cert[1:], _now(), args.server_name)
+    except PeerRefusedError as e:
+        return _fail(f"refused: {e.reason}: {e.detail}")
+    sys.stdout.write(identity.display + (" (limited proxy)" if identity.limited else "") + "\n")
+    return 0
