@@ -95,6 +95,8 @@ def test_size_limit():
     body_at = _entry(b"k", b"v" * (limit - 7))
     assert len(body_at) == limit
     assert BoxDecoder(max_frame=limit).feed(_frame(body_at)) == [{"k": b"v" * (limit - 7)}]
+    body_under = _entry(b"k", b"v" * (limit - 8))
+    assert BoxDecoder(max_frame=limit).feed(_frame(body_under)) == [{"k": b"v" * (limit - 8)}]
     decoder = BoxDecoder(max_frame=limit)
     with pytest.raises(FrameError, match="exceeds the maximum frame size of 100"):
         decoder.feed(struct.pack(">I", limit + 1))

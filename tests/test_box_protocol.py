@@ -246,6 +246,18 @@ class ServerProtocolTests(SynchronousTestCase):
         assert self.failureResultOf(d, BoxRemoteError).value.code is ErrorCode.INTERNAL
         assert len(self.flushLoggedErrors(RuntimeError)) == 1
 
+    def test_unencodable_answer_closes(self):
+        """An answer that cannot be encoded is logged and the connection closed, not
+        left hanging."""
+        class Verbose:
+            def handle_batch(self, peer_identity, lines):
+                return defer.succeed([Result(ResultCode.INVALID, "r" * 2000, "d" * 2000)
+                                      for _ in lines])
+        proto, transport, clock = _string_server(Verbose(), limits=ServerLimits(max_batch=9000))
+        proto.dataReceived(HELLO + _batch(2, *[b"a"] * 9000))
+        assert len(self.flushLoggedErrors(FrameError)) == 1
+        assert transport.disconnecting
+
     def test_server_request_timeout(self):
         """A handler that does not answer in time gives a retryable timeout error."""
         server_clock = task.Clock()

@@ -200,9 +200,16 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
         d.addTimeout(self._limits.request_timeout, self._clock)
         d.addCallbacks(self._handled, self._failed, callbackArgs=(action,),
                        errbackArgs=(action,))
-        d.addErrback(lambda f: self.log.failure("answering request {request_id} from {peer}",
-                                                f, request_id=action.request_id,
-                                                peer=self._peer))
+        d.addErrback(self._unanswerable, action)
+
+    def _unanswerable(self, failure: Failure, action: Handle) -> None:
+        """Answering failed (a bug, or an ack too large to encode): the answers can no
+        longer be kept in order, so the connection goes."""
+        self.log.failure("answering request {request_id} from {peer}", failure,
+                         request_id=action.request_id, peer=self._peer)
+        self._handling = None
+        if not self._lost:
+            self._close(b"")
 
     def _handled(self, results, action: Handle) -> None:
         if not _results_match(results, action.lines):

@@ -75,7 +75,7 @@ class BoxServerSession:
 
     def ack(self, request_id: int, results: list[Result]) -> bytes:
         self._outstanding.discard(request_id)
-        results = [r if len(r.reason) <= MAX_REASON else
+        results = [r if len(r.reason) <= MAX_REASON and len(r.detail) <= MAX_REASON else
                    Result(r.code, r.reason[:MAX_REASON], r.detail[:MAX_REASON]) for r in results]
         return self._encode(BatchAck(request_id, results))
 
