@@ -1,0 +1,1 @@
+"""Fakes shared by the tests, each checked against the interface it stands in for."""

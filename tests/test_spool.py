@@ -1,0 +1,483 @@
+"""The logger's spool (lbtx.logger.spool): layout, group commit, failures, recovery.
+
+Most tests drive the spool with a worker that needs no thread (lbtx.testing.workers)
+and count flushes through an injected group sync function; one test runs the real
+writer thread under the reactor. The full-disk and read-only tests use a real tmpfs
+and need root.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.trial.unittest import SynchronousTestCase
+
+from lbtx.jobid import JobId
+from lbtx.logger import layout
+from lbtx.logger.durable import fdatasync, sync_files
+from lbtx.logger.errors import (SpoolClosedError, SpoolFullError, SpoolLockedError,
+                                SpoolWriteError)
+from lbtx.logger.spool import Appended, Spool
+from lbtx.testing.workers import ManualWorker, SynchronousWorker
+
+from spool_support import event_files, jobid, read_lines, record, records_of
+
+
+class SyncRecorder:
+    """A group sync function that counts calls and remembers what each one covered."""
+
+    def __init__(self, real=sync_files):
+        self.calls: list[list[tuple[int, int]]] = []  # per call: (inode, size) of each fd
+        self.dir_calls = 0
+        self.fail_with: int | None = None
+        self._real = real
+
+    def __call__(self, fds):
+        if self.fail_with is not None:
+            raise OSError(self.fail_with, os.strerror(self.fail_with))
+        self._real(fds)
+        self.calls.append([(os.fstat(fd).st_ino, os.fstat(fd).st_size) for fd in fds])
+
+    def sync_directory(self, path):
+        self.dir_calls += 1
+
+    def covers(self, appended: Appended) -> bool:
+        """Whether a sync so far covered the line: its file, at least up to its end."""
+        ino = os.stat(appended.path).st_ino
+        return any(i == ino and size >= appended.end for call in self.calls for i, size in call)
+
+
+def temp_dir(case) -> str:
+    """A fresh directory name (not created) in the system's temporary area, removed after the test."""
+    parent = tempfile.mkdtemp(prefix="lbtx-spool-")
+    case.addCleanup(shutil.rmtree, parent, True)
+    return os.path.join(parent, "spool")
+
+
+def make_spool(path, worker=None, recorder=None, **kw) -> Spool:
+    recorder = recorder or SyncRecorder()
+    return Spool(str(path), reactor=reactor, worker=worker or SynchronousWorker(), sync=recorder,
+                 sync_directory=recorder.sync_directory, lllid_start=kw.pop("lllid_start", 1000),
+                 **kw)
+
+
+class LayoutTests(SynchronousTestCase):
+    def test_stem_is_a_plain_name_for_any_job_id(self):
+        """Job ids with path tricks, odd characters or great length give a plain file name."""
+        for text in ["https://h:9000/a/../../etc/passwd", "https://h:9000/..", "https://h/%00x",
+                     "https://h:9000/" + "x" * 3000, "https://h:9000/\u00e9t\u00e9",
+                     "https://h:9000/.hidden", "https://[::1]:9000/abc?info"]:
+            stem = layout.spool_stem(JobId.parse(text))
+            self.assertRegex(stem, r"\A[A-Za-z0-9_-]{1,64}\.[0-9a-f]{16}\Z")
+            self.assertEqual(os.path.basename(stem), stem)
+
+    def test_stem_is_stable_and_tells_servers_apart(self):
+        """The same job always maps to one file; the same unique part on two servers does not."""
+        a = JobId.parse("https://lb1.example.org:9000/RSwFpSI95ivvdn2OQQFcKw")
+        b = JobId.parse("https://lb2.example.org:9000/RSwFpSI95ivvdn2OQQFcKw")
+        self.assertEqual(layout.spool_stem(a), layout.spool_stem(JobId.parse(str(a))))
+        self.assertTrue(layout.spool_stem(a).startswith("RSwFpSI95ivvdn2OQQFcKw."))
+        self.assertNotEqual(layout.spool_stem(a), layout.spool_stem(b))
+
+    def test_format_line(self):
+        """A line is the LLLID prefix, the record and one LF; records that are not one line are refused."""
+        self.assertEqual(layout.format_line(7, b"DATE=1 X=2\n"), b"DG.LLLID=7 DATE=1 X=2\n")
+        for bad in [b"", b"\n", b"a\nb", b"a\0b"]:
+            self.assertRaises(ValueError, layout.format_line, 1, bad)
+        self.assertEqual(layout.lllid_of(b"DG.LLLID=42 DATE=1\n"), 42)
+        self.assertIsNone(layout.lllid_of(b"DATE=1\n"))
+
+    def test_raw_jobid_ignores_quoted_lookalikes(self):
+        """DG.JOBID is found as a field, not inside another field's quoted value."""
+        line = b'DG.LLLID=1 DG.USERTAG.VALUE="x DG.JOBID=\\"https://evil/x\\"" DG.JOBID="https://h/j"\n'
+        self.assertEqual(layout.raw_jobid(line), b"https://h/j")
+
+
+class AppendTests(SynchronousTestCase):
+    def setUp(self):
+        self.dir = temp_dir(self)
+        self.sync = SyncRecorder()
+        self.worker = ManualWorker()
+        self.spool = make_spool(self.dir, self.worker, self.sync)
+        self.spool.start()
+        self.worker.release()
+
+    def tearDown(self):
+        self.spool.close()
+        self.worker.release_all()
+
+    def test_line_on_disk_with_prefix(self):
+        """An append puts the logger prefix and the record on one line of the job's file."""
+        job = jobid(1)
+        d = self.spool.append(job, record(job, 1))
+        self.worker.release()
+        appended = self.successResultOf(d)
+        self.assertEqual(appended.lllid, 1000)
+        self.assertEqual(appended.offset, 0)
+        self.assertEqual(os.path.basename(appended.path), layout.event_file_name(job))
+        self.assertEqual(read_lines(appended.path), [b"DG.LLLID=1000 " + record(job, 1) + b"\n"])
+        self.assertEqual(appended.end, os.path.getsize(appended.path))
+
+    def test_group_commit_one_sync_per_batch(self):
+        """100 concurrent appends to 10 jobs are written in 2 batches with one sync each:
+        the first append at once, the 99 that arrived meanwhile together."""
+        jobs = [jobid(i) for i in range(10)]
+        ds = [self.spool.append(jobs[i % 10], record(jobs[i % 10], i)) for i in range(100)]
+        self.assertEqual(len(self.worker.queued), 1)
+        for d in ds:
+            self.assertNoResult(d)
+        self.worker.release()
+        first = self.successResultOf(ds[0])
+        for d in ds[1:]:
+            self.assertNoResult(d)
+        self.assertEqual(len(self.sync.calls), 1)
+        self.worker.release()
+        results = [first] + [self.successResultOf(d) for d in ds[1:]]
+        self.assertEqual(len(self.sync.calls), 2)
+        self.assertEqual(self.spool.batches, 2)
+        self.assertEqual(len(self.sync.calls[1]), 10)  # one call covered the 10 files
+        self.assertEqual(self.sync.dir_calls, 2)  # both batches created files
+        for i, job in enumerate(jobs):
+            lines = read_lines(os.path.join(self.dir, layout.event_file_name(job)))
+            self.assertEqual(records_of(lines), [record(job, n) for n in range(i, 100, 10)])
+        lllids = [r.lllid for r in results]
+        self.assertEqual(lllids, list(range(1000, 1100)))
+
+    def test_deferred_fires_only_after_its_sync(self):
+        """Every append's Deferred fires after a sync that covered its line, never before."""
+        checked = []
+
+        def check(appended):
+            checked.append(self.sync.covers(appended))
+
+        jobs = [jobid(i) for i in range(5)]
+        for i in range(50):
+            self.spool.append(jobs[i % 5], record(jobs[i % 5], i)).addCallback(check)
+            if i % 7 == 0:
+                self.worker.release()
+        self.worker.release_all()
+        self.assertEqual(len(checked), 50)
+        self.assertTrue(all(checked))
+
+    def test_directory_synced_only_when_files_are_created(self):
+        """The directory is synced in a batch that created a job file, not in later ones."""
+        job = jobid(1)
+        self.spool.append(job, record(job, 1))
+        self.worker.release()
+        self.spool.append(job, record(job, 2))
+        self.worker.release()
+        self.assertEqual((len(self.sync.calls), self.sync.dir_calls), (2, 1))
+
+    def test_batch_limits(self):
+        """A batch holds at most max_batch_lines lines and max_batch_files files."""
+        spool = make_spool(temp_dir(self), self.worker, self.sync, max_batch_lines=10,
+                           max_batch_files=3)
+        spool.start()
+        self.worker.release()
+        jobs = [jobid(i) for i in range(6)]
+        ds = [spool.append(jobs[i % 6], record(jobs[i % 6], i)) for i in range(25)]
+        self.worker.release()  # first batch: the first line alone
+        self.worker.release()  # then 3 files: items 1, 2, 3 (item 4 is a 4th file)
+        self.assertEqual([bool(d.called) for d in ds[:5]], [True] * 4 + [False])
+        self.worker.release_all()
+        for d in ds:
+            self.successResultOf(d)
+        spool.close()
+        self.worker.release_all()
+
+    def test_bad_record_refused(self):
+        """A record holding a line feed is refused at once and nothing is written."""
+        self.failureResultOf(self.spool.append(jobid(1), b"a\nb"), ValueError)
+        self.assertEqual(self.worker.queued, [])
+
+    def test_sync_failure_fails_the_batch_and_cuts_back(self):
+        """When the flush fails (EIO), every append of the batch fails, the files are cut
+        back to their size before it, and the next batch works again."""
+        job, other = jobid(1), jobid(2)
+        self.spool.append(job, record(job, 1))
+        self.worker.release()
+        self.sync.fail_with = errno.EIO
+        ds = [self.spool.append(job, record(job, 2)), self.spool.append(other, record(other, 3)),
+              self.spool.append(job, record(job, 5))]
+        self.worker.release_all()  # two batches, both fail
+        self.assertEqual(len(self.sync.calls), 1)
+        for d in ds:
+            f = self.failureResultOf(d, SpoolWriteError)
+            self.assertEqual(f.value.errno, errno.EIO)
+            self.assertNotIsInstance(f.value, SpoolFullError)
+        path = os.path.join(self.dir, layout.event_file_name(job))
+        self.assertEqual(records_of(read_lines(path)), [record(job, 1)])
+        self.assertEqual(os.path.getsize(os.path.join(self.dir, layout.event_file_name(other))), 0)
+        self.sync.fail_with = None
+        d = self.spool.append(job, record(job, 4))
+        self.worker.release()
+        self.successResultOf(d)
+        self.assertEqual(records_of(read_lines(path)), [record(job, 1), record(job, 4)])
+
+    def test_enospc_is_spool_full(self):
+        """ENOSPC and EDQUOT become SpoolFullError, so the logger can answer 'disk full'."""
+        self.sync.fail_with = errno.ENOSPC
+        d = self.spool.append(jobid(1), record(jobid(1), 1))
+        self.worker.release()
+        self.assertEqual(self.failureResultOf(d, SpoolFullError).value.errno, errno.ENOSPC)
+
+    def test_observer_sees_durable_lines(self):
+        """Observers hear of the lines of each batch after they are durable."""
+        seen = []
+        self.spool.add_observer(lambda lines: seen.append([(a.lllid, self.sync.covers(a))
+                                                           for a in lines]))
+        job = jobid(1)
+        self.spool.append(job, record(job, 1))
+        self.spool.append(job, record(job, 2))
+        self.spool.append(job, record(job, 3))
+        self.worker.release_all()
+        self.assertEqual(seen, [[(1000, True)], [(1001, True), (1002, True)]])
+
+    def test_close_writes_accepted_appends_then_refuses(self):
+        """Closing waits for the accepted appends; later appends fail with SpoolClosedError."""
+        job = jobid(1)
+        ds = [self.spool.append(job, record(job, i)) for i in range(3)]
+        closed = self.spool.close()
+        self.failureResultOf(self.spool.append(job, record(job, 9)), SpoolClosedError)
+        self.assertNoResult(closed)
+        self.worker.release_all()
+        self.successResultOf(closed)
+        for d in ds:
+            self.successResultOf(d)
+
+    def test_one_logger_per_spool(self):
+        """A second spool on a directory in use fails to start with SpoolLockedError."""
+        other = make_spool(self.dir)
+        self.failureResultOf(other.start(), SpoolLockedError)
+        self.failureResultOf(other.append(jobid(1), record(jobid(1), 1)), SpoolClosedError)
+
+    def test_file_removed_by_interlogger_is_recreated(self):
+        """If the interlogger removes a fully delivered file, the next append creates it
+        again (and syncs the directory) instead of writing into the removed file."""
+        job = jobid(1)
+        self.spool.append(job, record(job, 1))
+        self.worker.release()
+        path = os.path.join(self.dir, layout.event_file_name(job))
+        fd = os.open(path, os.O_RDWR)
+        self.assertTrue(layout.try_lock_exclusive(fd))
+        os.unlink(path)
+        os.close(fd)
+        d = self.spool.append(job, record(job, 2))
+        self.worker.release()
+        self.assertEqual(self.successResultOf(d).offset, 0)
+        self.assertEqual(records_of(read_lines(path)), [record(job, 2)])
+        self.assertEqual(self.sync.dir_calls, 2)
+
+    def test_many_files_cached_and_evicted(self):
+        """More jobs than open-file slots: files are closed and reopened, lines stay in order."""
+        spool = make_spool(temp_dir(self), SynchronousWorker(), max_open_files=3)
+        self.successResultOf(spool.start())
+        jobs = [jobid(i) for i in range(8)]
+        for round_ in range(3):
+            for job in jobs:
+                self.successResultOf(spool.append(job, record(job, round_)))
+        for job in jobs:
+            lines = read_lines(os.path.join(spool.directory, layout.event_file_name(job)))
+            self.assertEqual(records_of(lines), [record(job, r) for r in range(3)])
+        self.assertLessEqual(len(spool._writer._open), 3)
+        self.successResultOf(spool.close())
+
+
+class RecoveryTests(SynchronousTestCase):
+    """A crash can leave a torn last line; start() cuts it off and saves it aside."""
+
+    def write_spool(self, tails: dict[int, bytes]) -> tuple[str, dict[int, list[bytes]]]:
+        directory = temp_dir(self)
+        os.makedirs(directory)
+        good = {}
+        for n, tail in tails.items():
+            job = jobid(n)
+            lines = [layout.format_line(10 * n + i, record(job, i)) for i in range(3)]
+            with open(os.path.join(directory, layout.event_file_name(job)), "wb") as f:
+                f.write(b"".join(lines) + tail)
+            good[n] = lines
+        return directory, good
+
+    def test_torn_tails_cut_at_start(self):
+        """Incomplete last lines, zero-filled blocks and partial records are cut off;
+        exactly the complete lines stay, and each cut is saved with its reason."""
+        job4 = jobid(4)
+        full = layout.format_line(99, record(job4, 9))
+        tails = {
+            1: b"",                                         # clean
+            2: full[:57],                                   # torn, no LF
+            3: b"\0" * 4096,                                # zero-filled block
+            4: full[:40] + b"\n",                           # partial record with a LF
+            5: b"DG.LLLID=5 garbage\n\0\0\0",               # garbage line, then zeros
+        }
+        directory, good = self.write_spool(tails)
+        spool = make_spool(directory)
+        cuts = self.successResultOf(spool.start())
+        for n in tails:
+            path = os.path.join(directory, layout.event_file_name(jobid(n)))
+            self.assertEqual(read_lines(path), good[n], n)
+        by_file = {}
+        for cut in cuts:
+            by_file.setdefault(os.path.basename(cut.path), []).append(cut)
+        self.assertNotIn(layout.event_file_name(jobid(1)), by_file)
+        self.assertEqual(len(by_file[layout.event_file_name(jobid(5))]), 2)
+        for cut in cuts:
+            with open(cut.saved_to, "rb") as f:
+                saved = f.read()
+            self.assertEqual(len(saved), cut.length)
+            with open(cut.saved_to[: -len(".ulm")] + ".reason") as f:
+                note = json.load(f)
+            self.assertEqual(note["reason"], cut.reason)
+            self.assertEqual(note["offset"], cut.offset)
+        # and appending after recovery continues on a clean line boundary
+        d = spool.append(jobid(2), record(jobid(2), 7))
+        self.successResultOf(d)
+        path = os.path.join(directory, layout.event_file_name(jobid(2)))
+        self.assertEqual(records_of(read_lines(path)),
+                         [record(jobid(2), i) for i in range(3)] + [record(jobid(2), 7)])
+        self.successResultOf(spool.close())
+
+    def test_torn_tail_cut_when_file_first_opened(self):
+        """A file that got a torn tail after start (written by someone else) is repaired
+        before the next append to it."""
+        directory, good = self.write_spool({1: b""})
+        spool = make_spool(directory)
+        self.successResultOf(spool.start())
+        path = os.path.join(directory, layout.event_file_name(jobid(1)))
+        with open(path, "ab") as f:
+            f.write(b"DG.LLLID=77 DATE=2024")
+        self.successResultOf(spool.append(jobid(1), record(jobid(1), 5)))
+        self.assertEqual(read_lines(path), good[1] + [layout.format_line(1000, record(jobid(1), 5))])
+        self.successResultOf(spool.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_commit_with_the_writer_thread(tmp_path):
+    """With the real writer thread, 2000 appends from 16 concurrent producers need far
+    fewer syncs than lines, and every line is durable when its Deferred fires."""
+    recorder = SyncRecorder()
+    spool = Spool(str(tmp_path), reactor=reactor, sync=recorder,
+                  sync_directory=recorder.sync_directory)
+    await spool.start()
+    not_covered = []
+
+    async def producer(p: int) -> None:
+        job = jobid(p)
+        for i in range(125):
+            appended = await spool.append(job, record(job, i))
+            if not recorder.covers(appended):
+                not_covered.append(appended)
+
+    try:
+        await gatherResults([Deferred.fromCoroutine(producer(p)) for p in range(16)])
+    finally:
+        await spool.close()
+    assert not_covered == []
+    assert spool.lines == 2000
+    assert len(recorder.calls) == spool.batches < 2000 / 4
+    for p in range(16):
+        lines = read_lines(tmp_path / layout.event_file_name(jobid(p)))
+        assert records_of(lines) == [record(jobid(p), i) for i in range(125)]
+
+
+# --- a real full (and a read-only) filesystem --------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="mounting a size-limited tmpfs needs root")
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 1 MiB tmpfs mounted for the test, unmounted afterwards."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {result.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(path) -> None:
+    """Write ``path`` until the filesystem is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+@needs_root
+def test_full_disk(tiny_tmpfs):
+    """On a full filesystem appends fail with SpoolFullError, nothing failed is in the
+    spool and nothing in it was refused, and appends work again once space is freed."""
+    spool_dir = tiny_tmpfs / "spool"
+    spool = Spool(str(spool_dir), reactor=reactor, worker=SynchronousWorker())
+    tc = SynchronousTestCase()
+    tc.successResultOf(spool.start())
+    jobs = [jobid(i) for i in range(40)]
+    acked = {job: [] for job in jobs}
+
+    def append(job, n):
+        d = spool.append(job, record(job, n))
+        result = []
+        d.addBoth(result.append)
+        if isinstance(result[0], Appended):
+            acked[job].append(record(job, n))
+            return True
+        assert result[0].check(SpoolFullError), result[0]
+        return False
+
+    assert append(jobs[0], 0)
+    _fill(tiny_tmpfs / "filler")
+    outcomes = [append(job, n) for n in range(1, 4) for job in jobs]
+    assert not all(outcomes)  # new files and full pages cannot be written
+    for job in jobs:
+        path = spool_dir / layout.event_file_name(job)
+        on_disk = records_of(read_lines(path)) if path.exists() else []
+        assert on_disk == acked[job]
+    os.unlink(tiny_tmpfs / "filler")
+    for job in jobs:
+        assert append(job, 9)
+    for job in jobs:
+        assert records_of(read_lines(spool_dir / layout.event_file_name(job))) == acked[job]
+    tc.successResultOf(spool.close())
+
+
+@needs_root
+def test_read_only_filesystem(tiny_tmpfs):
+    """On a read-only filesystem appends fail with SpoolWriteError (EROFS), and work
+    again when it is writable."""
+    # no file stays open for writing between batches, so the filesystem can be remounted
+    spool = Spool(str(tiny_tmpfs / "spool"), reactor=reactor, worker=SynchronousWorker(),
+                  max_open_files=0)
+    tc = SynchronousTestCase()
+    tc.successResultOf(spool.start())
+    job = jobid(1)
+    tc.successResultOf(spool.append(job, record(job, 1)))
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
+    try:
+        for n in range(2):
+            f = tc.failureResultOf(spool.append(jobid(n), record(jobid(n), 2)), SpoolWriteError)
+            assert f.value.errno == errno.EROFS
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(tiny_tmpfs)], check=True)
+    tc.successResultOf(spool.append(job, record(job, 3)))
+    assert records_of(read_lines(tiny_tmpfs / "spool" / layout.event_file_name(job))) == [
+        record(job, 1), record(job, 3)]
+    tc.successResultOf(spool.close())
