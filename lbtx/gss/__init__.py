@@ -1,9 +1,9 @@
-"""Pluggable secure transports: TLS with X.509 and proxy certificates, Unix peer credentials.
+"""Pluggable secure transports: TLS with X.509 and proxy certificates, Kerberos, Unix peer credentials.
 
 Every listener and client authenticates through an L{ISecureTransport}; the
 application protocol behind it asks L{peer_identity} who its peer is and gets an
 L{Identity}, compared alike whichever mechanism proved it. Endpoint descriptions
-C{lbtls:} and C{lbunix:} come from L{lbtx.gss.endpoints}.
+C{lbtls:}, C{lbkrb5:} and C{lbunix:} come from L{lbtx.gss.endpoints}.
 """
 
 from lbtx.gss.errors import CredentialsError, NoPeerIdentityError, PeerRefusedError

@@ -5,12 +5,14 @@ Servers::
     lbtls:9001:cert=/etc/grid-security/hostcert.pem:key=/etc/grid-security/hostkey.pem:cadir=/etc/grid-security/certificates
     lbtls:9001:interface=127.0.0.1:crl=require:handshake_timeout=10
     lbunix:/run/lbtx/logger.sock:mode=600
+    lbkrb5:9002:keytab=/etc/krb5.keytab:service=lbtx
 
 Clients::
 
     lbtls:host=lb.example.org:port=9000:cert=/tmp/x509up_u1000:cadir=/etc/grid-security/certificates
     lbtls:lb.example.org:9000:servername=lb.example.org:timeout=10
     lbunix:path=/run/lbtx/logger.sock:user=glite
+    lbkrb5:host=lb.example.org:port=9002:ccache=/tmp/krb5cc_1000:service=lbtx
 
 TLS keywords: C{cert} (PEM certificate with its chain, or a proxy file), C{key}
 (defaults to C{cert}), C{cadir} (grid CA directory), C{crl} (C{optional}: check
@@ -103,12 +105,7 @@ class TLSServerParser:
         """An authenticating TLS server endpoint; the other arguments go to C{tcp:}."""
         options = _tls_keywords(kwargs, server=True)
         transport = tls_transport(reactor, **options)
-        description = ":".join(
-            ["tcp"]
-            + [quoteStringArgument(str(a)) for a in args]
-            + [f"{quoteStringArgument(k)}={quoteStringArgument(str(v))}" for k, v in sorted(kwargs.items())]
-        )
-        return transport.server_endpoint(serverFromString(reactor, description))
+        return transport.server_endpoint(serverFromString(reactor, _tcp_description(args, kwargs)))
 
 
 @implementer(IPlugin, IStreamClientEndpointStringParserWithReactor)
@@ -160,3 +157,49 @@ class UnixClientParser:
             raise ValueError("lbunix client endpoints need path=")
         inner = UNIXClientEndpoint(reactor, path, float(timeout), bool(int(checkPID)))
         return UnixTransport(reactor).client_endpoint(inner, user)
+
+
+def _tcp_description(args, kwargs) -> str:
+    return ":".join(
+        ["tcp"]
+        + [quoteStringArgument(str(a)) for a in args]
+        + [f"{quoteStringArgument(k)}={quoteStringArgument(str(v))}" for k, v in sorted(kwargs.items())]
+    )
+
+
+@implementer(IPlugin, IStreamServerEndpointStringParser)
+class KerberosServerParser:
+    """C{lbkrb5:PORT[:keytab=FILE][:service=lbtx][:handshake_timeout=S]}: TCP behind Kerberos (GSS-API)."""
+
+    prefix = "lbkrb5"
+
+    def parseStreamServer(self, reactor, *args, **kwargs):
+        """A Kerberos-authenticating server endpoint; the other arguments go to C{tcp:}."""
+        from lbtx.gss.kerberos import DEFAULT_SERVICE, KerberosTransport
+
+        transport = KerberosTransport(
+            reactor, keytab=kwargs.pop("keytab", None), service=kwargs.pop("service", DEFAULT_SERVICE),
+            handshake_timeout=float(kwargs.pop("handshake_timeout", HANDSHAKE_TIMEOUT)))
+        return transport.server_endpoint(serverFromString(reactor, _tcp_description(args, kwargs)))
+
+
+@implementer(IPlugin, IStreamClientEndpointStringParserWithReactor)
+class KerberosClientParser:
+    """C{lbkrb5:host=HOST:port=PORT[:ccache=FILE][:service=lbtx][:servername=HOST][:timeout=S]}."""
+
+    prefix = "lbkrb5"
+
+    def parseStreamClient(self, reactor, *args, host=None, port=None, ccache=None, service=None,
+                          servername=None, timeout="30", handshake_timeout=str(HANDSHAKE_TIMEOUT)):
+        """A Kerberos client endpoint for the service principal C{service/servername}."""
+        from lbtx.gss.kerberos import DEFAULT_SERVICE, KerberosTransport
+
+        positional = list(args)
+        host = host or (positional.pop(0) if positional else None)
+        port = port or (positional.pop(0) if positional else None)
+        if host is None or port is None or positional:
+            raise ValueError("lbkrb5 client endpoints need host= and port=")
+        transport = KerberosTransport(reactor, ccache=ccache, service=service or DEFAULT_SERVICE,
+                                      handshake_timeout=float(handshake_timeout))
+        inner = HostnameEndpoint(reactor, host, int(port), timeout=float(timeout))
+        return transport.client_endpoint(inner, servername or host)

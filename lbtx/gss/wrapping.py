@@ -107,6 +107,7 @@ class AuthenticatingProtocol(ProtocolWrapper):
 
     def connectionLost(self, reason: Failure) -> None:
         self._cancel_timer()
+        self.connected = 0
         self.factory.unregisterProtocol(self)
         if self._connected:
             self.wrappedProtocol.connectionLost(reason)
