@@ -18,7 +18,7 @@ gssapi = pytest.importorskip("gssapi", reason="python-gssapi is not installed (p
 
 from lbtx.gss import Identity, ISecureTransport, PeerRefusedError  # noqa: E402
 from lbtx.gss.kerberos import CHUNK, KerberosTransport  # noqa: E402
-from test_gss_tls import DEADLINE, Greeter, LogWatch, Raw, Reader, logs  # noqa: E402,F401
+from test_gss_tls import DEADLINE, Greeter, Raw, Reader, logs  # noqa: E402,F401  (logs: a fixture)
 
 ALICE = f"alice@{REALM}"
 
