@@ -18,6 +18,7 @@ Modules, sans I/O unless noted:
   the request parsers; :mod:`.messages` - the typed requests and flags;
 * :mod:`.xml_out`, :mod:`.jobstat`, :mod:`.event_xml`, :mod:`.escaping` - answers;
   :mod:`.requests_out` - requests as the legacy client writes them;
+  :mod:`.results_in` - reading answers (the client side);
 * :mod:`.errors` - error numbers and the HTTP status table of §7.16;
 * :mod:`.routing` - an HTTP request to a typed request or an immediate answer;
 * :mod:`.interfaces` - :class:`IQueryBackend`, what the server provides;
