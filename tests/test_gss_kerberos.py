@@ -14,7 +14,8 @@ from krb5_support import REALM, Realm, missing
 if missing():
     pytest.skip(f"no MIT KDC: {', '.join(missing())} not installed (Debian: krb5-kdc krb5-admin-server"
                 " krb5-user)", allow_module_level=True)
-gssapi = pytest.importorskip("gssapi", reason="python-gssapi is not installed (pip install gssapi)")
+gssapi = pytest.importorskip("gssapi", reason="python-gssapi is not installed (pip install gssapi)",
+                            exc_type=ImportError)
 
 from lbtx.gss import Identity, ISecureTransport, PeerRefusedError  # noqa: E402
 from lbtx.gss.kerberos import CHUNK, KerberosTransport  # noqa: E402
