@@ -403,3 +403,47 @@ def test_anonymous_and_named_callers_reach_the_backend(caller):
     proto.dataReceived(format_request(f"POST {path} HTTP/1.1", API, to_wire(doc)))
     assert backend.calls[-1][-1] == caller
     assert ResponseDecoder().feed(transport.value())[0].status == 200
+
+
+# --- whatever arrives, the service answers ------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_BACKEND = ReplayBackend(replay_scenario(P10))
+_SERVICE = QueryService(_BACKEND, server=SERVER, clock=Clock())
+_LINES = st.sampled_from(["POST /queryJobs HTTP/1.1", "POST /queryEvents HTTP/1.1",
+                          "POST /querySequenceCode HTTP/1.1", "POST /notifRequest HTTP/1.1",
+                          "POST /indexedAttrs HTTP/1.1", "GET / HTTP/1.1", "GET /abc HTTP/1.1",
+                          "GET /?text HTTP/1.1", "DELETE / HTTP/1.1", "POST", "", "GET  "])
+_HEADERS = st.lists(st.sampled_from(list(API) + ["User-Agent: x", "Accept: text/html",
+                                                 "User-Agent: a/2.1/2.1", "X: y"]), max_size=5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_LINES, _HEADERS, st.none() | st.binary(max_size=300), st.none() | st.text(max_size=20))
+def test_every_request_gets_an_answer(line, headers, body, caller):
+    """Any request line, headers, body and caller: an HTTP answer, no logged failure."""
+    with capturedLogs() as events:
+        d = _SERVICE.handle(HTTPRequest(line, tuple(headers), body), caller)
+        results = []
+        d.addBoth(results.append)
+    (resp,) = results
+    assert 200 <= resp.status < 600
+    assert not [e for e in events if e.get("log_failure") is not None]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=500))
+def test_garbage_on_the_wire(data):
+    """Random bytes at the adapter: answers or a 400 and a close, never an exception."""
+    clock = Clock()
+    proto = LegacyQueryProtocol(_SERVICE, clock, caller=None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"GET / HTTP/1.1\r\n" + data)
+    clock.advance(11)
+    assert transport.disconnecting
+    for resp in ResponseDecoder().feed(transport.value()):
+        assert 200 <= resp.status < 600
+    proto.connectionLost(None)
+    assert clock.getDelayedCalls() == []

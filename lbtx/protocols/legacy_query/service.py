@@ -113,7 +113,7 @@ class QueryService:
             decision = route(request, caller, server=self._server, limits=self._limits)
         except Exception:
             self.log.failure("routing {line!r} failed", line=request.request_line[:200])
-            decision = Immediate(500, LBError(ErrorCode.EINVAL, "internal error"))
+            decision = Immediate(500, LBError(ErrorCode.DB_CALL, "internal server error"))
         if isinstance(decision, Immediate):
             return succeed(self._immediate(decision))
         d = maybeDeferred(self._dispatch, decision, caller)
