@@ -447,3 +447,20 @@ def test_garbage_on_the_wire(data):
         assert 200 <= resp.status < 600
     proto.connectionLost(None)
     assert clock.getDelayedCalls() == []
+
+
+def test_framing_error_behind_a_pending_request_is_answered_after_it():
+    """Garbage pipelined behind a request: the request's answer, then 400, then close."""
+    backend = ReplayBackend(replay_scenario(P10), noauth=True, hold=True)
+    clock = Clock()
+    proto = LegacyQueryProtocol(QueryService(backend, server=SERVER, clock=clock), clock)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    job = next(iter(backend.table.jobs))
+    path, doc = write_request(jobid_query(job))
+    proto.dataReceived(format_request(f"POST {path} HTTP/1.1", API, to_wire(doc)))
+    proto.dataReceived(b"GET / HTTP/1.1\nbare LF\n\n")
+    assert transport.value() == b"" and not transport.disconnecting
+    backend.held[-1].callback(JobsAnswer([]))
+    assert [r.status for r in ResponseDecoder().feed(transport.value())] == [200, 400]
+    assert transport.disconnecting

@@ -58,6 +58,7 @@ class LegacyQueryProtocol(Protocol, TimeoutMixin):
         self._budget_call = None
         self._closing = False
         self._lost = False
+        self._rejection = None
         self._in_next = False
         self._paused = False
         self._max_pipelined = max_pipelined
@@ -118,11 +119,13 @@ class LegacyQueryProtocol(Protocol, TimeoutMixin):
         self._next()
 
     def _reject(self, error: HTTPFramingError) -> None:
+        """Answer 400 after the request in progress, if any, then close."""
         self._closing = True
         self._queue.clear()
         code = ErrorCode.E2BIG if error.too_big else ErrorCode.XML_PARSE
+        self._rejection = (code, error.reason)
         if self._pending is None:
-            self._send_error(code, error.reason)
+            self._send_error(*self._rejection)
 
     def _send_error(self, code, reason: str) -> None:
         body = to_wire(error_document("query_jobs", (int(code), reason)))
@@ -146,7 +149,9 @@ class LegacyQueryProtocol(Protocol, TimeoutMixin):
                 self._pending = d
                 d.addCallbacks(self._answer, self._broken)
             if self._pending is None and not self._queue and not self._lost:
-                if self._closing:
+                if self._rejection is not None:
+                    self._send_error(*self._rejection)
+                elif self._closing:
                     self.transport.loseConnection()
                 else:
                     self.setTimeout(self._idle)
