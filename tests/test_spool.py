@@ -13,7 +13,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import pytest_twisted
@@ -23,37 +25,56 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from lbtx.jobid import JobId
 from lbtx.logger import layout
-from lbtx.logger.durable import fdatasync, sync_files
+from lbtx.logger.durable import flush_tree, sync_files
+from lbtx.logger.journal import JOURNAL_DIR
 from lbtx.logger.errors import (SpoolClosedError, SpoolFullError, SpoolLockedError,
                                 SpoolWriteError)
 from lbtx.logger.spool import Appended, Spool
 from lbtx.testing.workers import ManualWorker, SynchronousWorker
 
-from spool_support import event_files, jobid, read_lines, record, records_of
+from spool_support import jobid, read_lines, record, records_of
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 class SyncRecorder:
-    """A group sync function that counts calls and remembers what each one covered."""
+    """A group sync function that counts calls and remembers which lines each call
+    made durable (it reads the synced files' new records: the journal's)."""
 
     def __init__(self, real=sync_files):
-        self.calls: list[list[tuple[int, int]]] = []  # per call: (inode, size) of each fd
+        self.calls: list[list[str]] = []  # per call: the paths synced
+        self.synced: set[int] = set()  # LLLIDs of the lines in synced files
         self.dir_calls = 0
+        self.flushes = 0
         self.fail_with: int | None = None
         self._real = real
+        self._seen: dict[str, int] = {}
 
     def __call__(self, fds):
         if self.fail_with is not None:
             raise OSError(self.fail_with, os.strerror(self.fail_with))
         self._real(fds)
-        self.calls.append([(os.fstat(fd).st_ino, os.fstat(fd).st_size) for fd in fds])
+        paths = [os.readlink(f"/proc/self/fd/{fd}") for fd in fds]
+        self.calls.append(paths)
+        for path in paths:
+            with open(path, "rb") as f:
+                f.seek(self._seen.get(path, 0))
+                data = f.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            self._seen[path] = self._seen.get(path, 0) + len(complete)
+            for record in complete.splitlines():
+                self.synced.add(layout.lllid_of(record.split(b" ", 1)[1]))
 
     def sync_directory(self, path):
         self.dir_calls += 1
 
+    def flush(self, path):
+        self.flushes += 1
+        flush_tree(path)
+
     def covers(self, appended: Appended) -> bool:
-        """Whether a sync so far covered the line: its file, at least up to its end."""
-        ino = os.stat(appended.path).st_ino
-        return any(i == ino and size >= appended.end for call in self.calls for i, size in call)
+        """Whether a sync so far made the appended line durable."""
+        return appended.lllid in self.synced
 
 
 def temp_dir(case) -> str:
@@ -66,8 +87,8 @@ def temp_dir(case) -> str:
 def make_spool(path, worker=None, recorder=None, **kw) -> Spool:
     recorder = recorder or SyncRecorder()
     return Spool(str(path), reactor=reactor, worker=worker or SynchronousWorker(), sync=recorder,
-                 sync_directory=recorder.sync_directory, lllid_start=kw.pop("lllid_start", 1000),
-                 **kw)
+                 sync_directory=recorder.sync_directory, flush=recorder.flush,
+                 lllid_start=kw.pop("lllid_start", 1000), **kw)
 
 
 class LayoutTests(SynchronousTestCase):
@@ -104,7 +125,7 @@ class LayoutTests(SynchronousTestCase):
 
 class AppendTests(SynchronousTestCase):
     def setUp(self):
-        self.dir = temp_dir(self)
+        self.dir = os.path.join(tempfile.mkdtemp(prefix="lbtx-spool-"), "spool")
         self.sync = SyncRecorder()
         self.worker = ManualWorker()
         self.spool = make_spool(self.dir, self.worker, self.sync)
@@ -114,6 +135,7 @@ class AppendTests(SynchronousTestCase):
     def tearDown(self):
         self.spool.close()
         self.worker.release_all()
+        shutil.rmtree(os.path.dirname(self.dir), ignore_errors=True)
 
     def test_line_on_disk_with_prefix(self):
         """An append puts the logger prefix and the record on one line of the job's file."""
@@ -144,8 +166,8 @@ class AppendTests(SynchronousTestCase):
         results = [first] + [self.successResultOf(d) for d in ds[1:]]
         self.assertEqual(len(self.sync.calls), 2)
         self.assertEqual(self.spool.batches, 2)
-        self.assertEqual(len(self.sync.calls[1]), 10)  # one call covered the 10 files
-        self.assertEqual(self.sync.dir_calls, 2)  # both batches created files
+        self.assertEqual(len(self.sync.calls[1]), 1)  # one file flushed for the 10 job files
+        self.assertEqual(self.sync.dir_calls, 1)  # the journal segment at start, nothing since
         for i, job in enumerate(jobs):
             lines = read_lines(os.path.join(self.dir, layout.event_file_name(job)))
             self.assertEqual(records_of(lines), [record(job, n) for n in range(i, 100, 10)])
@@ -168,25 +190,27 @@ class AppendTests(SynchronousTestCase):
         self.assertEqual(len(checked), 50)
         self.assertTrue(all(checked))
 
-    def test_directory_synced_only_when_files_are_created(self):
-        """The directory is synced in a batch that created a job file, not in later ones."""
+    def test_one_flush_per_batch_even_for_new_files(self):
+        """A batch that creates job files still costs one flush: the journal, whose
+        replay would create them again, covers them until the next checkpoint."""
         job = jobid(1)
         self.spool.append(job, record(job, 1))
         self.worker.release()
-        self.spool.append(job, record(job, 2))
+        self.spool.append(jobid(2), record(jobid(2), 2))
         self.worker.release()
-        self.assertEqual((len(self.sync.calls), self.sync.dir_calls), (2, 1))
+        self.assertEqual((len(self.sync.calls), self.sync.dir_calls, self.sync.flushes), (2, 1, 0))
 
     def test_batch_limits(self):
-        """A batch holds at most max_batch_lines lines and max_batch_files files."""
+        """A batch holds at most max_batch_lines lines and max_batch_bytes bytes."""
+        line = len(layout.format_line(1000, record(jobid(1), 1)))
         spool = make_spool(temp_dir(self), self.worker, self.sync, max_batch_lines=10,
-                           max_batch_files=3)
+                           max_batch_bytes=3 * line)
         spool.start()
         self.worker.release()
         jobs = [jobid(i) for i in range(6)]
         ds = [spool.append(jobs[i % 6], record(jobs[i % 6], i)) for i in range(25)]
         self.worker.release()  # first batch: the first line alone
-        self.worker.release()  # then 3 files: items 1, 2, 3 (item 4 is a 4th file)
+        self.worker.release()  # then as many lines as fit in 3 lines' bytes
         self.assertEqual([bool(d.called) for d in ds[:5]], [True] * 4 + [False])
         self.worker.release_all()
         for d in ds:
@@ -199,9 +223,9 @@ class AppendTests(SynchronousTestCase):
         self.failureResultOf(self.spool.append(jobid(1), b"a\nb"), ValueError)
         self.assertEqual(self.worker.queued, [])
 
-    def test_sync_failure_fails_the_batch_and_cuts_back(self):
-        """When the flush fails (EIO), every append of the batch fails, the files are cut
-        back to their size before it, and the next batch works again."""
+    def test_sync_failure_fails_the_batch(self):
+        """When the flush fails (EIO), every append of the batch fails, no line of it
+        reaches a job file, and the next batch works again."""
         job, other = jobid(1), jobid(2)
         self.spool.append(job, record(job, 1))
         self.worker.release()
@@ -216,7 +240,7 @@ class AppendTests(SynchronousTestCase):
             self.assertNotIsInstance(f.value, SpoolFullError)
         path = os.path.join(self.dir, layout.event_file_name(job))
         self.assertEqual(records_of(read_lines(path)), [record(job, 1)])
-        self.assertEqual(os.path.getsize(os.path.join(self.dir, layout.event_file_name(other))), 0)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, layout.event_file_name(other))))
         self.sync.fail_with = None
         d = self.spool.append(job, record(job, 4))
         self.worker.release()
@@ -275,7 +299,6 @@ class AppendTests(SynchronousTestCase):
         self.worker.release()
         self.assertEqual(self.successResultOf(d).offset, 0)
         self.assertEqual(records_of(read_lines(path)), [record(job, 2)])
-        self.assertEqual(self.sync.dir_calls, 2)
 
     def test_many_files_cached_and_evicted(self):
         """More jobs than open-file slots: files are closed and reopened, lines stay in order."""
@@ -321,7 +344,9 @@ class RecoveryTests(SynchronousTestCase):
         }
         directory, good = self.write_spool(tails)
         spool = make_spool(directory)
-        cuts = self.successResultOf(spool.start())
+        report = self.successResultOf(spool.start())
+        cuts = report.cuts
+        self.assertEqual(report.replayed, 0)
         for n in tails:
             path = os.path.join(directory, layout.event_file_name(jobid(n)))
             self.assertEqual(read_lines(path), good[n], n)
@@ -357,6 +382,119 @@ class RecoveryTests(SynchronousTestCase):
             f.write(b"DG.LLLID=77 DATE=2024")
         self.successResultOf(spool.append(jobid(1), record(jobid(1), 5)))
         self.assertEqual(read_lines(path), good[1] + [layout.format_line(1000, record(jobid(1), 5))])
+        self.successResultOf(spool.close())
+
+
+class JournalTests(SynchronousTestCase):
+    """Job files are not flushed per batch: the journal is, and replay restores them."""
+
+    def setUp(self):
+        self.dir = os.path.join(tempfile.mkdtemp(prefix="lbtx-spool-"), "spool")
+        self.addCleanup(shutil.rmtree, os.path.dirname(self.dir), True)
+
+    def journal(self) -> list[str]:
+        return sorted(os.listdir(os.path.join(self.dir, JOURNAL_DIR)))
+
+    def test_replay_restores_lost_tails_exactly(self):
+        """After a crash that lost unflushed job file data (files cut anywhere, one
+        gone), start-up replays the journal: every acknowledged line is back, at the
+        same offsets, and new lines get higher LLLIDs."""
+        spool = make_spool(self.dir, lllid_start=5000)
+        self.successResultOf(spool.start())
+        jobs = [jobid(i) for i in range(4)]
+        for i in range(40):
+            self.successResultOf(spool.append(jobs[i % 4], record(jobs[i % 4], i)))
+        before = {job: open(os.path.join(self.dir, layout.event_file_name(job)), "rb").read()
+                  for job in jobs}
+        spool._writer.close(checkpoint=False)  # the process dies: no checkpoint
+        paths = [os.path.join(self.dir, layout.event_file_name(job)) for job in jobs]
+        os.truncate(paths[0], 0)
+        os.truncate(paths[1], len(before[jobs[1]]) // 2)  # mid-line
+        os.unlink(paths[2])
+        again = make_spool(self.dir, lllid_start=1)  # a clock that went backwards
+        report = self.successResultOf(again.start())
+        self.assertEqual(report.max_lllid, 5039)
+        self.assertGreater(report.replayed, 20)
+        for job, path in zip(jobs, paths):
+            self.assertEqual(open(path, "rb").read(), before[job])
+        self.assertEqual(len(report.cuts), 1)  # the torn half line of job 1
+        self.assertEqual(self.journal(), ["000000000001.jnl"])  # checkpointed
+        appended = self.successResultOf(again.append(jobs[0], record(jobs[0], 99)))
+        self.assertEqual(appended.lllid, 5040)
+        self.successResultOf(again.close())
+
+    def test_replay_skips_torn_and_bad_journal_records(self):
+        """A torn journal tail (a batch never acknowledged) and malformed records are
+        not replayed; they are saved to the quarantine folder."""
+        spool = make_spool(self.dir)
+        self.successResultOf(spool.start())
+        job = jobid(1)
+        self.successResultOf(spool.append(job, record(job, 1)))
+        spool._writer.close(checkpoint=False)
+        segment = os.path.join(self.dir, JOURNAL_DIR, "000000000001.jnl")
+        stem = layout.spool_stem(job).encode()
+        with open(segment, "ab") as f:
+            f.write(b"no-stem-here DG.LLLID=7 x\n" + stem + b" " +
+                    layout.format_line(2000, record(job, 2))[:30])
+        os.unlink(os.path.join(self.dir, layout.event_file_name(job)))
+        again = make_spool(self.dir)
+        report = self.successResultOf(again.start())
+        self.assertEqual(report.replayed, 1)
+        self.assertEqual(sorted(c.reason for c in report.cuts),
+                         ["journal record without a file stem", "torn journal record (no line feed)"])
+        self.assertEqual(records_of(read_lines(os.path.join(self.dir, layout.event_file_name(job)))),
+                         [record(job, 1)])
+        self.successResultOf(again.close())
+
+    def test_checkpoint_when_segment_is_full(self):
+        """When a segment is full the journal moves on to a new one, and a checkpoint
+        flushes the spool and removes the old segment; close empties the journal."""
+        sync = SyncRecorder()
+        spool = make_spool(self.dir, recorder=sync, segment_bytes=2000)
+        self.successResultOf(spool.start())
+        job = jobid(1)
+        for i in range(12):
+            self.successResultOf(spool.append(job, record(job, i)))
+        self.assertGreaterEqual(sync.flushes, 2)
+        self.assertEqual(len(self.journal()), 1)
+        self.successResultOf(spool.close())
+        self.assertEqual(self.journal(), [])
+        path = os.path.join(self.dir, layout.event_file_name(job))
+        self.assertEqual(records_of(read_lines(path)), [record(job, i) for i in range(12)])
+
+    def test_killed_process_loses_no_acknowledged_line(self):
+        """A logger process killed with SIGKILL after its appends were acknowledged:
+        the next start finds every acknowledged line, even with the unflushed job
+        files cut back as a power loss could leave them."""
+        script = f"""
+import os, sys, signal
+sys.path[:0] = {[str(REPO), str(REPO / 'tests')]!r}
+from twisted.internet import reactor
+from lbtx.logger.spool import Spool
+from lbtx.testing.workers import SynchronousWorker
+from spool_support import jobid, record
+spool = Spool({self.dir!r}, reactor=reactor, worker=SynchronousWorker())
+spool.start()
+for i in range(30):
+    job = jobid(i % 3)
+    spool.append(job, record(job, i)).addCallback(lambda a: print(a.lllid, flush=True))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        self.assertEqual(proc.returncode, -9, proc.stderr)
+        acked = {int(x) for x in proc.stdout.split()}
+        self.assertEqual(len(acked), 30)
+        for n in range(3):
+            path = os.path.join(self.dir, layout.event_file_name(jobid(n)))
+            os.truncate(path, os.path.getsize(path) // 3)
+        spool = make_spool(self.dir)
+        self.successResultOf(spool.start())
+        found = set()
+        for n in range(3):
+            lines = read_lines(os.path.join(self.dir, layout.event_file_name(jobid(n))))
+            self.assertEqual(records_of(lines), [record(jobid(n), i) for i in range(n, 30, 3)])
+            found |= {layout.lllid_of(line) for line in lines}
+        self.assertEqual(found, acked)
         self.successResultOf(spool.close())
 
 
@@ -459,25 +597,35 @@ def test_full_disk(tiny_tmpfs):
     tc.successResultOf(spool.close())
 
 
+def _chattr(flag: str, *paths) -> None:
+    result = subprocess.run(["chattr", flag, *map(str, paths)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"chattr {flag} is not possible here: {result.stderr.strip()}")
+
+
 @needs_root
-def test_read_only_filesystem(tiny_tmpfs):
-    """On a read-only filesystem appends fail with SpoolWriteError (EROFS), and work
-    again when it is writable."""
-    # no file stays open for writing between batches, so the filesystem can be remounted
-    spool = Spool(str(tiny_tmpfs / "spool"), reactor=reactor, worker=SynchronousWorker(),
-                  max_open_files=0)
+def test_unwritable_spool(tmp_path):
+    """When the spool cannot be written (its journal and journal folder made immutable:
+    EPERM even for root) appends fail with SpoolWriteError, and work again when the
+    spool is writable."""
+    spool_dir = tmp_path / "spool"
+    spool = Spool(str(spool_dir), reactor=reactor, worker=SynchronousWorker())
     tc = SynchronousTestCase()
     tc.successResultOf(spool.start())
     job = jobid(1)
     tc.successResultOf(spool.append(job, record(job, 1)))
-    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
+    journal = spool_dir / JOURNAL_DIR
+    frozen = [journal, *journal.iterdir()]
     try:
-        for n in range(2):
+        _chattr("+i", *frozen)
+        for n in range(3):
             f = tc.failureResultOf(spool.append(jobid(n), record(jobid(n), 2)), SpoolWriteError)
-            assert f.value.errno == errno.EROFS
+            assert f.value.errno == errno.EPERM
+            assert not f.check(SpoolFullError)
     finally:
-        subprocess.run(["mount", "-o", "remount,rw", str(tiny_tmpfs)], check=True)
+        subprocess.run(["chattr", "-i", *map(str, frozen)], check=False)
     tc.successResultOf(spool.append(job, record(job, 3)))
-    assert records_of(read_lines(tiny_tmpfs / "spool" / layout.event_file_name(job))) == [
+    assert records_of(read_lines(spool_dir / layout.event_file_name(job))) == [
         record(job, 1), record(job, 3)]
+    assert not (spool_dir / layout.event_file_name(jobid(2))).exists()
     tc.successResultOf(spool.close())

@@ -32,7 +32,7 @@ from lbtx.logger.errors import SpoolLockedError
 
 __all__ = ["EVENT_SUFFIX", "LINE_PREFIX", "POSITION_SUFFIX", "QUARANTINE_DIR", "LineCheck",
            "acquire_directory_lock", "check_line", "event_file_name", "find_torn_tail", "format_line",
-           "is_event_file", "lllid_of", "raw_jobid", "release_directory_lock", "repair_tail",
+           "is_event_file", "line_before", "lllid_of", "raw_jobid", "release_directory_lock", "repair_tail",
            "spool_stem", "stem_of", "validate_line"]
 
 EVENT_SUFFIX = ".ulm"
@@ -140,6 +140,14 @@ def _last_lf_before(fd: int, end: int) -> int:
             return start + i
         pos = start
     return -1
+
+
+def line_before(fd: int, offset: int) -> bytes:
+    """The line of ``fd`` that ends at ``offset`` (with its LF), or b"" at offset 0."""
+    if offset <= 0:
+        return b""
+    start = _last_lf_before(fd, offset - 1) + 1
+    return os.pread(fd, offset - start, start)
 
 
 def find_torn_tail(fd: int, check: LineCheck = validate_line) -> tuple[int, list[tuple[int, bytes, str]]]:

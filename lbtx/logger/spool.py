@@ -21,7 +21,6 @@ The layout on disk is in docs/spool.md and :mod:`lbtx.logger.layout`.
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail
@@ -30,32 +29,21 @@ from twisted.python.failure import Failure
 
 from lbtx.jobid import JobId
 from lbtx.logger import layout
-from lbtx.logger.durable import DiskWorker, GroupSync, fsync_directory, sync_files
+from lbtx.logger.durable import DiskWorker, GroupSync, flush_tree, fsync_directory, sync_files
+from lbtx.logger.journal import SEGMENT_BYTES
 from lbtx.logger.errors import (SpoolClosedError, SpoolError, SpoolFullError, SpoolLockedError,
                                 SpoolWriteError)
-from lbtx.logger.writer import Appended, Cut, SpoolWriter
+from lbtx.logger.writer import Appended, Checkpoint, Cut, SpoolWriter, StartReport
 
-__all__ = ["Appended", "Cut", "Spool", "SpoolClosedError", "SpoolError", "SpoolFullError",
+__all__ = ["Appended", "Cut", "Spool", "StartReport", "SpoolClosedError", "SpoolError", "SpoolFullError",
            "SpoolLockedError", "SpoolWriteError"]
 
 #: Most lines in one batch.
 MAX_BATCH_LINES = 4096
 #: Most bytes in one batch (a single longer line makes a batch of its own).
 MAX_BATCH_BYTES = 8 * 1024 * 1024
-#: Most distinct job files in one batch (each is open and locked while it is written).
-MAX_BATCH_FILES = 128
 
 Observer = Callable[[Sequence[Appended]], None]
-
-
-class _Pending:
-    __slots__ = ("stem", "line", "lllid", "deferred")
-
-    def __init__(self, stem: str, line: bytes, lllid: int):
-        self.stem = stem
-        self.line = line
-        self.lllid = lllid
-        self.deferred: Deferred[Appended] = Deferred()
 
 
 class Spool:
@@ -65,34 +53,50 @@ class Spool:
     :param worker: anything with ``run(func, *args) -> Deferred`` that runs blocking
         calls in order; by default a dedicated :class:`DiskWorker` thread, which
         :meth:`close` stops.
-    :param sync: the group sync function (one call per batch; see
-        :mod:`lbtx.logger.durable`). ``sync_directory`` is called once per batch that
-        created files.
+    :param checkpoint_worker: where checkpoints run (flush the job files, drop old
+        journal segments); by default a second thread, or ``worker`` if one is given.
+    :param sync: the group sync function, called once per batch on the journal (see
+        :mod:`lbtx.logger.durable`); ``sync_directory`` when the journal starts a
+        segment; ``flush`` at checkpoints.
     :param check: the line check used to find torn tails at recovery.
+    :param segment_bytes: journal segment size that triggers a checkpoint.
     :param lllid_start: the first DG.LLLID; by default the current time in
         microseconds, so that ids keep growing across restarts.
     """
 
     log = Logger()
 
-    def __init__(self, directory: str, *, reactor, worker=None, sync: GroupSync = sync_files,
+    def __init__(self, directory: str, *, reactor, worker=None, checkpoint_worker=None,
+                 sync: GroupSync = sync_files,
                  sync_directory: Callable[[str], None] = fsync_directory,
+                 flush: Callable[[str], None] = flush_tree,
                  check: layout.LineCheck = layout.validate_line,
+                 segment_bytes: int = SEGMENT_BYTES,
                  max_batch_lines: int = MAX_BATCH_LINES, max_batch_bytes: int = MAX_BATCH_BYTES,
-                 max_batch_files: int = MAX_BATCH_FILES, max_open_files: int = 256,
+                 max_open_files: int = 256,
                  lllid_start: int | None = None):
         self.directory = directory
-        self._own_worker = worker is None
-        self._worker = worker if worker is not None else DiskWorker(reactor, "lbtx-spool-writer")
+        self._own_workers: list[DiskWorker] = []
+        if worker is None:
+            worker = DiskWorker(reactor, "lbtx-spool-writer")
+            self._own_workers.append(worker)
+            if checkpoint_worker is None:
+                checkpoint_worker = DiskWorker(reactor, "lbtx-spool-checkpoint")
+                self._own_workers.append(checkpoint_worker)
+        self._worker = worker
+        self._checkpoint_worker = checkpoint_worker if checkpoint_worker is not None else worker
+        self._checkpoints: list[Deferred] = []
         self._writer = SpoolWriter(directory, sync=sync, sync_directory=sync_directory,
-                                   check=check, max_open_files=max_open_files)
+                                   flush=flush, check=check, max_open_files=max_open_files,
+                                   segment_bytes=segment_bytes)
         self._max_lines = max_batch_lines
         self._max_bytes = max_batch_bytes
-        self._max_files = max_batch_files
         self._next_lllid = time.time_ns() // 1000 if lllid_start is None else lllid_start
-        self._pending: deque[_Pending] = deque()
+        self._pending_items: list[tuple[str, bytes, int]] = []
+        self._pending_ds: list[Deferred[Appended]] = []
+        self._pending_bytes = 0
         self._busy = False
-        self._state = "new"  # new -> starting -> running -> closing -> closed
+        self._state = "new"  # new, starting, running, closing, closing-writer, closed
         self._closed: list[Deferred[None]] = []
         self._observers: list[Observer] = []
         self._stems: dict[JobId, str] = {}
@@ -102,28 +106,33 @@ class Spool:
 
     # --- life cycle --------------------------------------------------------
 
-    def start(self) -> Deferred[list[Cut]]:
-        """Lock the directory and repair every job file (recovery after a crash).
+    def start(self) -> Deferred[StartReport]:
+        """Lock the directory, repair every job file and replay the journal (recovery
+        after a crash).
 
-        Fires with the torn tails cut off (each saved to the quarantine folder and
-        logged); fails with :class:`SpoolLockedError` if another logger owns the
-        spool, or with the OSError that made the directory unusable. Appends are
-        accepted once it has fired.
+        Fires with a :class:`StartReport`: the torn tails cut off (each saved to the
+        quarantine folder and logged) and the lines replayed; fails with
+        :class:`SpoolLockedError` if another logger owns the spool, or with the
+        OSError that made the directory unusable. Appends are accepted once it has
+        fired.
         """
         if self._state != "new":
             raise RuntimeError("the spool was started already")
         self._state = "starting"
 
-        def started(cuts: list[Cut]) -> list[Cut]:
+        def started(report: StartReport) -> StartReport:
             if self._state == "starting":  # not closed meanwhile
                 self._state = "running"
-            self._log_cuts(cuts)
-            return cuts
+            self._next_lllid = max(self._next_lllid, report.max_lllid + 1)
+            self._log_cuts(report.cuts)
+            if report.replayed:
+                self.log.info("replayed {count} journalled lines into {directory}",
+                              count=report.replayed, directory=self.directory)
+            return report
 
         def failed(failure: Failure) -> Failure:
             self._state = "closed"
-            if self._own_worker:
-                self._worker.stop()
+            self._stop_workers()
             return failure
 
         return self._worker.run(self._writer.start).addCallbacks(started, failed)
@@ -136,7 +145,7 @@ class Spool:
             d.callback(None)
             return d
         self._closed.append(d)
-        if self._state != "closing":
+        if self._state not in ("closing", "closing-writer"):
             self._state = "closing"
             self._maybe_finish_close()
         return d
@@ -170,31 +179,35 @@ class Spool:
         except ValueError as e:
             return fail(e)
         self._next_lllid = lllid + 1
-        item = _Pending(stem, line, lllid)
-        self._pending.append(item)
+        d: Deferred[Appended] = Deferred()
+        self._pending_items.append((stem, line, lllid))
+        self._pending_ds.append(d)
+        self._pending_bytes += len(line)
         if not self._busy:
             self._start_batch()
-        return item.deferred
+        return d
 
     def _start_batch(self) -> None:
-        batch: list[_Pending] = []
-        size = 0
-        stems: set[str] = set()
-        pending = self._pending
-        while pending and len(batch) < self._max_lines:
-            item = pending[0]
-            if batch and (size + len(item.line) > self._max_bytes
-                          or (item.stem not in stems and len(stems) >= self._max_files)):
-                break
-            pending.popleft()
-            batch.append(item)
-            size += len(item.line)
-            stems.add(item.stem)
+        items, ds = self._pending_items, self._pending_ds
+        count = len(items)
+        if count > self._max_lines or self._pending_bytes > self._max_bytes:
+            count = size = 0
+            for _stem, line, _lllid in items:
+                if count and (count >= self._max_lines or size + len(line) > self._max_bytes):
+                    break
+                count += 1
+                size += len(line)
+        if count == len(items):
+            self._pending_items, self._pending_ds = [], []
+            self._pending_bytes = 0
+        else:
+            items, ds = items[:count], ds[:count]
+            del self._pending_items[:count], self._pending_ds[:count]
+            self._pending_bytes -= sum(len(line) for _s, line, _l in items)
         self._busy = True
-        work = [(item.stem, item.line, item.lllid) for item in batch]
-        self._worker.run(self._writer.write_batch, work).addBoth(self._batch_done, batch)
+        self._worker.run(self._writer.write_batch, items).addBoth(self._batch_done, ds)
 
-    def _batch_done(self, result, batch: list[_Pending]) -> None:
+    def _batch_done(self, result, batch: list[Deferred[Appended]]) -> None:
         # still busy while the callers' callbacks run: what they append meanwhile
         # joins the next batch instead of starting a batch of one
         self.batches += 1
@@ -202,21 +215,24 @@ class Spool:
             self.log.failure("the spool writer failed on a batch of {count} lines",
                              result, count=len(batch))
             error = SpoolWriteError(None, f"spool writer failed: {result.value}", self.directory)
-            outcomes, cuts = [error] * len(batch), []
+            outcomes, cuts, checkpoint = [error] * len(batch), [], None
         else:
-            outcomes, cuts = result
-        self._log_cuts(cuts)
+            outcomes, cuts, checkpoint = result
+        if cuts:
+            self._log_cuts(cuts)
+        if checkpoint is not None:
+            self._run_checkpoint(checkpoint)
         durable: list[Appended] = []
         failed: SpoolWriteError | None = None
-        for item, outcome in zip(batch, outcomes):
-            if isinstance(outcome, Appended):
+        for d, outcome in zip(batch, outcomes):
+            if type(outcome) is Appended:
                 durable.append(outcome)
-                if not item.deferred.called:
-                    item.deferred.callback(outcome)
+                if not d.called:
+                    d.callback(outcome)
             else:
                 failed = outcome
-                if not item.deferred.called:
-                    item.deferred.errback(Failure(outcome))
+                if not d.called:
+                    d.errback(Failure(outcome))
         self.lines += len(durable)
         if failed is not None:
             self.log.error("{count} spool appends failed: {error}",
@@ -228,21 +244,36 @@ class Spool:
                 except Exception:
                     self.log.failure("spool observer {observer!r} failed", observer=observer)
         self._busy = False
-        if self._pending:
+        if self._pending_items:
             self._start_batch()
         else:
             self._maybe_finish_close()
 
     # --- helpers -----------------------------------------------------------
 
+    def _run_checkpoint(self, checkpoint: Checkpoint) -> None:
+        def done(result):
+            self._checkpoints.remove(d)
+            if isinstance(result, Failure):
+                self.log.failure("spool checkpoint failed; the journal is kept", result)
+            self._maybe_finish_close()
+
+        d = self._checkpoint_worker.run(checkpoint.run)
+        self._checkpoints.append(d)
+        d.addBoth(done)
+
+    def _stop_workers(self) -> None:
+        for worker in self._own_workers:
+            worker.stop()
+
     def _maybe_finish_close(self) -> None:
-        if self._state != "closing" or self._busy or self._pending:
+        if self._state != "closing" or self._busy or self._pending_items or self._checkpoints:
             return
+        self._state = "closing-writer"
 
         def finished(result):
             self._state = "closed"
-            if self._own_worker:
-                self._worker.stop()
+            self._stop_workers()
             if isinstance(result, Failure):
                 self.log.failure("closing the spool failed", result)
             waiting, self._closed = self._closed, []
