@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from typing import Any, Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -35,12 +36,22 @@ DEFAULT_FILENAME = "lbtx.sqlite"
 BUSY_TIMEOUT = 30.0  # seconds a connection waits for another's lock
 
 
+def _daemon_thread(*args, **kwargs) -> threading.Thread:
+    """Database threads do not keep the process alive: an unfinished transaction is
+    rolled back by SQLite, as after kill -9."""
+    return threading.Thread(*args, daemon=True, **kwargs)
+
+
+class _ThreadPool(ThreadPool):
+    threadFactory = staticmethod(_daemon_thread)
+
+
 class _DatabaseThread:
     """One thread with its own connection; work runs there in submission order."""
 
     def __init__(self, reactor, name: str, opener: Callable[[], sqlite3.Connection]):
         self._reactor = reactor
-        self._pool = ThreadPool(1, 1, name=name)
+        self._pool = _ThreadPool(1, 1, name=name)
         self._opener = opener
         self._conn: sqlite3.Connection | None = None
         self.running = False
@@ -142,7 +153,12 @@ class SQLiteJobStore:
                 self.log.info("SQLite store {path}: schema version {old} -> {new}",
                               path=self.path, old=found, new=schema.CURRENT_VERSION)
             self._reader.start()
-        return d.addCallback(upgraded)
+
+        def failed(f):
+            # the writer thread must not outlive a failed start (it would keep the
+            # process from exiting)
+            return self._writer.stop().addBoth(lambda _: f)
+        return d.addCallbacks(upgraded, failed)
 
     def stop(self) -> Deferred:
         d = self._writer.stop()
