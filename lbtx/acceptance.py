@@ -122,7 +122,7 @@ class MemoryJobTable:
             self.events.setdefault(job_id, []).append(event)
 
 
-@dataclass
+@dataclass(slots=True)
 class Applied:
     """One event that was processed, with every status it changed (job id -> status)."""
 
@@ -133,7 +133,7 @@ class Applied:
     before: dict[JobId, JobStatus | None] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What :func:`accept` did with one delivered event."""
 

@@ -40,7 +40,7 @@ def new_unique() -> str:
 class JobId:
     """A parsed job id. Equal ids compare and hash equal; ``str()`` gives the canonical text."""
 
-    __slots__ = ("host", "port", "unique", "info", "_text")
+    __slots__ = ("host", "port", "unique", "info", "_text", "_hash")
 
     def __init__(self, host: str, port: int, unique: str, info: str | None = None):
         self.host = host
@@ -49,6 +49,7 @@ class JobId:
         self.info = info
         text = f"{PREFIX}{host}:{self.port}/{unique}"
         self._text = text + "?" + info if info is not None else text
+        self._hash = hash(self._text)
 
     @classmethod
     def parse(cls, text: str) -> "JobId":
@@ -136,10 +137,10 @@ class JobId:
         return f"JobId({self._text!r})"
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, JobId) and self._text == other._text
+        return self is other or (isinstance(other, JobId) and self._text == other._text)
 
     def __hash__(self) -> int:
-        return hash(self._text)
+        return self._hash
 
     def __lt__(self, other: "JobId") -> bool:
         return self._text < other._text

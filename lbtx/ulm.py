@@ -317,7 +317,9 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
         if key in raw and key in _KNOWN_KEYS:
             raise _fail(f"key {key} given twice", code="KEY_DUPLICITY", key=key)
         if value[:1] == '"':
-            value = _unescape(value[1:-1])
+            value = value[1:-1]
+            if "\\" in value:
+                value = _unescape(value)
         raw[key] = value
     # every blank outside quotes counts (leading ones do not), the ones before the LF too
     separators = len("".join(blanks)) - len(blanks[0])
