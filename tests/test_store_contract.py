@@ -246,3 +246,23 @@ async def test_generated_events_and_children(store):
     generated = [e for e in events if e.event.type_name == "CollectionState"]
     assert generated and all(e.event.source == Source.LB_SERVER for e in generated)
     assert await store.children(kids[0].job_id) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_subjob_registrations_of_a_stored_parent(store):
+    """A batch registering many subjobs of a DAG stored earlier is applied in one
+    go (the links to check are read with the parent, not one re-run per subjob),
+    and the subjobs stay linked once, in index order."""
+    from lbtx.schema import ENUMS
+    dag = new_id()
+    n = 120
+    await store.accept_events([regjob(dag, jobtype=ENUMS["RegJobJobtype"].from_text("DAG"),
+                                      nsubjobs=n, seed="seed-1")])
+    subjobs = dag.subjobs("seed-1", n)
+    outcomes = await store.accept_events(
+        [regjob(sub, t=Timeval(T0.sec + 5, i), parent=dag) for i, sub in enumerate(subjobs)])
+    assert {o.delivery for o in outcomes} == {Delivery.STORED}
+    kids = await store.children(dag)
+    assert [k.job_id for k in kids] == subjobs
+    rec = await store.job_status(dag)
+    assert list(rec.children) == subjobs and rec.status.children_num == n

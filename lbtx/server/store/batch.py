@@ -45,9 +45,9 @@ def _ids(values) -> list[str]:
 
 def fetch(d: Dialect, snap: Snapshot, need: NeedData) -> Work:
     """Read what ``need`` asks for (and the parents of the records read) into ``snap``."""
-    need = snap.missing(need)
-    while need.records:
-        wanted = need.records
+    asked = need
+    wanted = snap.missing(asked).records
+    while wanted:
         found = yield d.select(
             "SELECT jobid, owner, nevents, nchildren, status FROM jobs WHERE "
             + d.in_list("jobid"), (d.list_param(_ids(wanted)),))
@@ -67,8 +67,10 @@ def fetch(d: Dialect, snap: Snapshot, need: NeedData) -> Work:
                 parents.add(rec.status.parent_job)
         for job_id in wanted:
             snap.mark_absent(job_id)
-        need.records = {p for p in parents if p not in snap.records and p not in snap.absent}
-    need = snap.missing(need)
+        wanted = {p for p in parents if p not in snap.records and p not in snap.absent}
+    # what else is missing can only be known once the records are read (links and
+    # child lists are asked of stored parents only)
+    need = snap.missing(asked)
     if need.exists:
         found = yield d.select("SELECT jobid FROM jobs WHERE " + d.in_list("jobid"),
                                (d.list_param(_ids(need.exists)),))
