@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from lbtx import __version__
-from lbtx.cli import ca, replay
+from lbtx.cli import ca, queries, replay
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     replay.add_parser(sub)
     ca.add_parser(sub)
+    queries.add_parsers(sub)
     return parser
 
 
