@@ -7,6 +7,7 @@ each destination is a :class:`FakeServer` whose behaviour the test sets:
 * ``hang`` = ``"connect"``, ``"send"`` or ``"ack"``: that step never completes
   (a server that accepts connections and never answers), until cancelled;
 * ``drop``: the next batches fail with a lost connection before any event is stored;
+* ``lose_ack``: batches are stored, then the connection drops before the answer;
 * ``drop_after = n``: the next batch stores its first ``n`` events, answers for
   them only, and the connection drops (a partial acknowledgement);
 * ``unknown_jobs``, ``not_owner``: job ids answered with UNKNOWN_JOB / NOT_OWNER;
@@ -49,6 +50,7 @@ class FakeServer:
         self.refuse = False
         self.hang: str | None = None
         self.drop = False
+        self.lose_ack = False
         self.drop_after: int | None = None
         self.unknown_jobs: set[str] = set()
         self.not_owner: set[str] = set()
@@ -124,6 +126,11 @@ class FakeChannel:
         if server.drop:
             self.closed = True
             return Submission(succeed(None), fail(ConnectionLost("dropped")))
+        if server.lose_ack:
+            for line in lines:
+                server.answer(line)
+            self.closed = True
+            return Submission(succeed(None), fail(ConnectionLost("dropped after storing")))
         if server.drop_after is not None:
             count, server.drop_after = server.drop_after, None
             replies = [server.answer(line) for line in lines[:count]]

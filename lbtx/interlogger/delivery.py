@@ -1,0 +1,521 @@
+"""The glue of the interlogger: spool files in, destination queues fed, positions out.
+
+:class:`SpoolDelivery` keeps one *store* per spool file: the job it belongs to,
+the durable position (what the server acknowledged), the read offset (what was
+handed to a queue) and the events in flight, in file order. It
+
+* learns of work from the in-process logger (:meth:`notify`, a spool observer)
+  and from a periodic rescan of the spool directory (also the recovery at
+  start-up: everything behind the stored positions is sent again);
+* reads complete lines from the read offset (in a disk worker thread) and puts
+  them on the queue of the job's destination (``JobId.store_address``), unless
+  that queue holds ``queue_high`` events already (then the file waits, in the spool);
+* on each batch's replies marks events done and advances the position over the
+  done prefix: STORED, DUPLICATE and EXISTS are done; NOT_OWNER and INVALID, and
+  UNKNOWN_JOB once ``unknown_job_window`` has passed since the job was first
+  unknown, are written to the quarantine folder (with the reason, logged) and then
+  done; an UNKNOWN_JOB within the window rewinds the file to its position and
+  holds it for ``unknown_job_retry`` seconds (the registration may be on its way);
+* removes a file (and its position) once everything in it is delivered, during
+  the rescan, if the logger is not writing it.
+
+Connection failures and timeouts never reach this module: the queue keeps its
+events and retries, so the position stays where it was.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from lbtx.interlogger import reader
+from lbtx.interlogger.interfaces import (DELIVERED, REFUSED, DeliveryResult, Destination,
+                                         IDeliveryConnector, Reply)
+from lbtx.interlogger.positions import Position, PositionStore, remove_position
+from lbtx.interlogger.queue import DeliveryQueue, QueuePolicy
+from lbtx.jobid import JobId
+from lbtx.logger import layout
+from lbtx.logger.durable import DiskWorker, GroupSync, sync_files
+from lbtx.logger.quarantine import quarantine_lines
+
+__all__ = ["DeliveryConfig", "SpoolDelivery"]
+
+SECOND = 1.0
+MINUTE = 60 * SECOND
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """Tunables of :class:`SpoolDelivery` (times in seconds)."""
+
+    rescan_period: float = 1 * MINUTE
+    #: Bytes read from a spool file in one pass.
+    read_bytes: int = 1024 * 1024
+    #: A destination's queue takes no more events from the spool beyond this many.
+    queue_high: int = 10000
+    #: How long to wait before re-sending the events of a job the server did not know.
+    unknown_job_retry: float = 5 * SECOND
+    #: How long a job may stay unknown before its events go to the quarantine folder.
+    unknown_job_window: float = 5 * MINUTE
+    queue_policy: QueuePolicy = field(default_factory=QueuePolicy)
+
+
+class _Entry:
+    """One spool line in flight."""
+
+    __slots__ = ("store", "generation", "start", "end", "line", "lllid", "done")
+
+    def __init__(self, store: "_Store", start: int, line: bytes):
+        self.store = store
+        self.generation = store.generation
+        self.start = start
+        self.end = start + len(line)
+        self.line = line[:-1]  # what is sent: the record without its LF
+        self.lllid = layout.lllid_of(line)
+        self.done = False
+
+    @property
+    def current(self) -> bool:
+        """False once the file was rewound or dropped: a stale entry is not sent and
+        its reply is ignored."""
+        return self.generation == self.store.generation and not self.store.removed
+
+
+class _Store:
+    """The state of one spool file."""
+
+    def __init__(self, info: reader.StoreInfo):
+        self.stem = info.stem
+        self.path = info.path
+        self.jobid: JobId | None = info.jobid
+        self.raw_jobid = info.raw_jobid
+        self.destination = Destination(*info.jobid.store_address) if info.jobid else None
+        self.committed = info.position
+        self.read_offset = info.position.offset
+        self.size_seen = info.size
+        self.generation = 0
+        self.outstanding: deque[_Entry] = deque()
+        self.reading = False
+        self.more = False
+        self.purging = False
+        self.removed = False
+        self.hold: IDelayedCall | None = None
+        self.unknown_since: float | None = None
+
+    @property
+    def jobid_text(self) -> str:
+        return str(self.jobid) if self.jobid is not None else "-"
+
+    @property
+    def idle(self) -> bool:
+        return not (self.reading or self.outstanding or self.purging or self.hold)
+
+
+class SpoolDelivery:
+    """Delivers the spool in ``spool_dir`` through ``connector``.
+
+    :param clock: time for deadlines, holds and the rescan.
+    :param reactor: needed only to create the default disk worker threads.
+    :param read_worker: runs the blocking reads (``run(func, *args) -> Deferred``);
+    :param write_worker: runs position writes, quarantine writes and purges, in order.
+    :param queue_factory: ``(destination, sink) -> queue``; by default a
+        :class:`DeliveryQueue` over ``connector`` with ``config.queue_policy``.
+    """
+
+    log = Logger()
+
+    def __init__(self, spool_dir: str, connector: IDeliveryConnector, *, clock: IReactorTime,
+                 reactor=None, read_worker=None, write_worker=None,
+                 config: DeliveryConfig = DeliveryConfig(), sync: GroupSync = sync_files,
+                 random: Callable[[], float] = _random.random,
+                 queue_factory: Callable | None = None):
+        self._dir = spool_dir
+        self._connector = connector
+        self._clock = clock
+        self._config = config
+        self._random = random
+        self._own_workers: list[DiskWorker] = []
+        if read_worker is None:
+            read_worker = DiskWorker(reactor, "lbtx-interlogger-read")
+            self._own_workers.append(read_worker)
+        if write_worker is None:
+            write_worker = DiskWorker(reactor, "lbtx-interlogger-write")
+            self._own_workers.append(write_worker)
+        self._read_worker = read_worker
+        self._write_worker = write_worker
+        self._positions = PositionStore(spool_dir, write_worker, sync)
+        self._queue_factory = queue_factory or self._make_queue
+        self.stores: dict[str, _Store] = {}
+        self.queues: dict[Destination, DeliveryQueue] = {}
+        self._opening: set[str] = set()
+        self._starved: dict[Destination, set[_Store]] = {}
+        self._inflight: set[Deferred] = set()
+        self._loop: LoopingCall | None = None
+        self._lock_fd: int | None = None
+        self._running = False
+
+    # --- life cycle --------------------------------------------------------
+
+    def start(self) -> Deferred[None]:
+        """Take the spool's interlogger lock, then recover: scan the spool and send
+        everything behind the stored positions; rescan every ``rescan_period``.
+        Fails with :class:`~lbtx.logger.errors.SpoolLockedError` if another
+        interlogger owns the spool."""
+
+        def locked(fd: int):
+            self._lock_fd = fd
+            self._running = True
+            self._loop = LoopingCall(self._periodic)
+            self._loop.clock = self._clock
+            self._loop.start(self._config.rescan_period, now=False)
+            return self.rescan()
+
+        d = self._write_worker.run(layout.acquire_directory_lock, self._dir,
+                                   layout.INTERLOGGER_LOCK)
+        return d.addCallback(locked)
+
+    def stop(self) -> Deferred[None]:
+        """Stop the queues and timers, finish the disk work under way, write the last
+        positions and release the lock. Events in flight stay in the spool."""
+        self._running = False
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        for store in self.stores.values():
+            if store.hold is not None and store.hold.active():
+                store.hold.cancel()
+            store.hold = None
+        for queue in self.queues.values():
+            queue.stop()
+
+        def release(_):
+            if self._lock_fd is None:
+                return None
+            fd, self._lock_fd = self._lock_fd, None
+            return self._write_worker.run(layout.release_directory_lock, fd)
+
+        def stop_workers(result):
+            for worker in self._own_workers:
+                worker.stop()
+            return result
+
+        d = DeferredList(list(self._inflight), consumeErrors=True)
+        d.addCallback(lambda _: self._positions.flush())
+        d.addCallback(release)
+        d.addBoth(stop_workers)
+        return d.addCallback(lambda _: None)
+
+    # --- hints and scans ---------------------------------------------------
+
+    def notify(self, appended: Sequence) -> None:
+        """The in-process logger's hint (a spool observer): these lines are durable."""
+        if not self._running:
+            return
+        for stem in {a.stem for a in appended}:
+            store = self.stores.get(stem)
+            if store is None:
+                self._discover(stem)
+            else:
+                store.more = True
+                self._pump(store)
+
+    def rescan(self) -> Deferred[None]:
+        """Scan the spool: find new files, read what grew, remove what is delivered.
+        Fires when the scan's reads and removals have been started."""
+        if not self._running:
+            return succeed(None)
+        return self._run(self._read_worker, reader.scan_spool, self._dir).addCallback(
+            self._scanned)
+
+    def _periodic(self) -> None:
+        self.rescan().addErrback(lambda f: self.log.failure("spool rescan failed", f))
+
+    def _scanned(self, found: tuple[dict[str, int], list[str]]) -> None:
+        sizes, orphans = found
+        if not self._running:
+            return
+        for stem, store in list(self.stores.items()):
+            if stem not in sizes and not store.purging and not store.reading:
+                self._drop(store, "its file is gone")
+        for path in orphans:
+            self._run(self._write_worker, remove_position, path)
+        for stem, size in sizes.items():
+            store = self.stores.get(stem)
+            if store is None:
+                self._discover(stem)
+                continue
+            store.size_seen = size
+            if size > store.read_offset:
+                self._pump(store)
+            elif store.idle and store.committed.offset == size == store.read_offset:
+                self._purge(store)
+
+    def _discover(self, stem: str) -> None:
+        if stem in self._opening or not self._running:
+            return
+        self._opening.add(stem)
+
+        def opened(info: reader.StoreInfo | None):
+            self._opening.discard(stem)
+            if info is None or not self._running or stem in self.stores:
+                return
+            if info.position_note is not None:
+                self.log.warn("delivering {path} again from its start: {note}",
+                              path=info.path, note=info.position_note)
+            store = _Store(info)
+            self.stores[stem] = store
+            if store.jobid is None and info.size == 0:
+                self._purge(store)  # an empty file, left by a failed first append
+                return
+            self._pump(store)
+
+        def failed(f: Failure):
+            self._opening.discard(stem)
+            self.log.failure("cannot open spool file {stem}", f, stem=stem)
+
+        self._run(self._read_worker, reader.open_store, self._dir, stem).addCallbacks(
+            opened, failed)
+
+    # --- reading -----------------------------------------------------------
+
+    def _queue_for(self, destination: Destination) -> DeliveryQueue:
+        queue = self.queues.get(destination)
+        if queue is None:
+            queue = self.queues[destination] = self._queue_factory(
+                destination, lambda items, replies: self._replied(destination, items, replies))
+        return queue
+
+    def _make_queue(self, destination: Destination, sink) -> DeliveryQueue:
+        return DeliveryQueue(destination, self._connector, clock=self._clock, sink=sink,
+                             policy=self._config.queue_policy, random=self._random)
+
+    def _pump(self, store: _Store) -> None:
+        """Read more of ``store``'s file if it may and its queue has room."""
+        if (not self._running or store.removed or store.reading or store.purging
+                or store.hold is not None):
+            return
+        if store.destination is not None:
+            queue = self._queue_for(store.destination)
+            if queue.load >= self._config.queue_high:
+                self._starved.setdefault(store.destination, set()).add(store)
+                return
+        store.reading = True
+        store.more = False
+        generation = store.generation
+        d = self._run(self._read_worker, reader.read_lines, store.path, store.read_offset,
+                      self._config.read_bytes)
+        d.addCallback(self._read_done, store, generation)
+        d.addErrback(self._read_failed, store)
+
+    def _read_failed(self, f: Failure, store: _Store) -> None:
+        store.reading = False
+        self.log.failure("reading {path} failed; it is read again at the next rescan", f,
+                         path=store.path)
+
+    def _read_done(self, result: reader.ReadResult | None, store: _Store, generation: int) -> None:
+        store.reading = False
+        if not self._running or store.removed:
+            return
+        if result is None:
+            self._drop(store, "its file is gone")
+            return
+        if generation != store.generation:  # rewound meanwhile: read from the new offset
+            self._pump(store)
+            return
+        store.size_seen = result.size
+        if result.size < store.read_offset:
+            self.log.warn("{path} shrank below the delivered part; delivering it again from"
+                          " its start", path=store.path)
+            store.committed = Position()
+            self._rewind(store)
+            self._positions.commit(store.stem, store.jobid_text, store.committed)
+            self._pump(store)
+            return
+        good: list[_Entry] = []
+        bad: dict[str, list[_Entry]] = {}
+        for offset, line in result.lines:
+            entry = _Entry(store, offset, line)
+            store.outstanding.append(entry)
+            reason = self._check(store, line)
+            if reason is None:
+                good.append(entry)
+            else:
+                bad.setdefault(reason, []).append(entry)
+        store.read_offset = result.end
+        for reason, entries in bad.items():
+            self._quarantine(store, entries, "malformed spool line", reason)
+        if good:
+            self._queue_for(store.destination).put(good)
+        if result.truncated or store.more:
+            self._pump(store)
+
+    def _check(self, store: _Store, line: bytes) -> str | None:
+        reason = layout.check_line(line)
+        if reason is not None:
+            return reason
+        if store.jobid is None:
+            return "no line of this file names its job"
+        raw = layout.raw_jobid(line)
+        if raw != store.raw_jobid:
+            other = reader.jobid_of_line(line)
+            if other is None or layout.spool_stem(other) != store.stem:
+                return f"the line names another job ({raw[:200]!r})"
+        return None
+
+    # --- replies -----------------------------------------------------------
+
+    def _replied(self, destination: Destination, items: Sequence[_Entry],
+                 replies: Sequence[Reply]) -> None:
+        touched: set[_Store] = set()
+        refused: dict[tuple[_Store, str], list[tuple[_Entry, str]]] = {}
+        now = self._clock.seconds()
+        for entry, reply in zip(items, replies):
+            if not entry.current:
+                continue
+            store = entry.store
+            result = reply.result
+            if result in DELIVERED:
+                entry.done = True
+                store.unknown_since = None
+                touched.add(store)
+            elif result in REFUSED:
+                refused.setdefault((store, f"server answered {result.value}"), []).append(
+                    (entry, reply.detail))
+            elif result is DeliveryResult.UNKNOWN_JOB:
+                if store.unknown_since is None:
+                    store.unknown_since = now
+                waited = now - store.unknown_since
+                if waited >= self._config.unknown_job_window:
+                    refused.setdefault((store, "unknown job"), []).append(
+                        (entry, f"still unknown after {waited:.0f} s: {reply.detail}"))
+                else:
+                    self._unknown_job(store, waited, reply)
+        for (store, reason), pairs in refused.items():
+            entries = [e for e, _ in pairs if e.current]
+            if entries:
+                details = sorted({d for _, d in pairs if d})
+                self._quarantine(store, entries, reason, "; ".join(details))
+        for store in touched:
+            self._advance(store)
+        self._feed(destination)
+
+    def _unknown_job(self, store: _Store, waited: float, reply: Reply) -> None:
+        delay = self._config.unknown_job_retry
+        self.log.info("{jobid} is unknown to {destination} ({detail}); its events are sent"
+                      " again in {delay} s (quarantined after {left:.0f} s more)",
+                      jobid=str(store.jobid), destination=store.destination,
+                      detail=reply.detail, delay=delay,
+                      left=self._config.unknown_job_window - waited)
+        self._rewind(store, hold=delay)
+
+    def _advance(self, store: _Store) -> None:
+        """Move the position over the done prefix of the events in flight."""
+        moved = False
+        outstanding = store.outstanding
+        while outstanding and outstanding[0].done:
+            entry = outstanding.popleft()
+            store.committed = Position(entry.end, entry.lllid)
+            moved = True
+        if moved:
+            self._positions.commit(store.stem, store.jobid_text, store.committed)
+
+    def _rewind(self, store: _Store, hold: float | None = None) -> None:
+        """Forget what is in flight and read again from the position (after ``hold`` s)."""
+        store.generation += 1
+        store.outstanding.clear()
+        store.read_offset = store.committed.offset
+        if hold is not None and store.hold is None:
+            def release():
+                store.hold = None
+                self._pump(store)
+            store.hold = self._clock.callLater(hold, release)
+
+    def _feed(self, destination: Destination) -> None:
+        """Let files waiting for room on ``destination``'s queue read again."""
+        starved = self._starved.get(destination)
+        queue = self.queues.get(destination)
+        while starved and queue is not None and queue.load < self._config.queue_high:
+            self._pump(starved.pop())
+
+    # --- quarantine and removal --------------------------------------------
+
+    def _quarantine(self, store: _Store, entries: list[_Entry], reason: str, detail: str) -> None:
+        """Write ``entries`` to the quarantine folder; once that is durable they are
+        done. If it fails they are sent (and judged) again later."""
+        data = b"".join(e.line + b"\n" for e in entries)
+        generation = store.generation
+
+        def written(path: str):
+            self.log.warn("quarantined {count} events of {jobid} in {path}: {reason}"
+                          " ({detail})", count=len(entries), jobid=str(store.jobid), path=path,
+                          reason=reason, detail=detail)
+            for entry in entries:
+                if entry.current:
+                    entry.done = True
+            self._advance(store)
+
+        def failed(f: Failure):
+            self.log.failure("cannot quarantine {count} events of {jobid}; keeping them", f,
+                             count=len(entries), jobid=str(store.jobid))
+            if generation == store.generation and not store.removed:
+                self._rewind(store, hold=self._config.unknown_job_retry)
+
+        self._run(self._write_worker, quarantine_lines, self._dir, store.stem, data,
+                  reason=reason, detail=detail, jobid=str(store.jobid) if store.jobid else None,
+                  source=store.path, offset=entries[0].start,
+                  now=self._clock.seconds()).addCallbacks(written, failed)
+
+    def _purge(self, store: _Store) -> None:
+        store.purging = True
+        self._positions.forget(store.stem)
+
+        def done(removed: bool):
+            store.purging = False
+            if removed:
+                self.log.debug("{path} is delivered and removed", path=store.path)
+                more = store.more
+                self._drop(store, None)
+                if more:
+                    self._discover(store.stem)
+            else:
+                self._pump(store)
+
+        def failed(f: Failure):
+            store.purging = False
+            self.log.failure("removing {path} failed", f, path=store.path)
+
+        self._run(self._write_worker, reader.purge_file, self._dir, store.stem,
+                  store.committed.offset).addCallbacks(done, failed)
+
+    def _drop(self, store: _Store, why: str | None) -> None:
+        if why is not None:
+            self.log.info("forgetting {path}: {why}", path=store.path, why=why)
+        store.removed = True
+        if store.hold is not None and store.hold.active():
+            store.hold.cancel()
+        store.hold = None
+        if self.stores.get(store.stem) is store:
+            del self.stores[store.stem]
+        for starved in self._starved.values():
+            starved.discard(store)
+
+    # --- helpers -----------------------------------------------------------
+
+    def _run(self, worker, func, *args, **kwargs) -> Deferred:
+        d = worker.run(func, *args, **kwargs)
+        if not d.called:
+            self._inflight.add(d)
+
+            def finished(result):
+                self._inflight.discard(d)
+                return result
+
+            d.addBoth(finished)
+        return d
