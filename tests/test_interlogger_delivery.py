@@ -12,6 +12,9 @@ import os
 import shutil
 import tempfile
 
+import pytest_twisted
+from twisted.internet.defer import Deferred, gatherResults
+
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
@@ -392,3 +395,39 @@ class IsolationTests(DeliveryTestCase):
         self.clock.advance(10)  # the ack deadline
         self.clock.advance(1)   # the back-off
         self.assertEqual(self.server.stored, [record(job, i) for i in range(12)])
+
+
+@pytest_twisted.ensureDeferred
+async def test_threads_end_to_end(tmp_path):
+    """The real worker threads: 16 producers log 50 events each for jobs of two
+    servers through the spool; the interlogger in the same process delivers every
+    one exactly once, then the stores are removed."""
+    network = FakeNetwork()
+    spool = Spool(str(tmp_path), reactor=reactor)
+    await spool.start()
+    config = DeliveryConfig(queue_policy=QueuePolicy(backoff=Backoff(initial=0.01, maximum=0.1)))
+    delivery = SpoolDelivery(str(tmp_path), network, clock=reactor, reactor=reactor, config=config)
+    await delivery.start()
+    spool.add_observer(delivery.notify)
+    network.server(OTHER).lose_ack = True  # the first batch to this one is answered twice
+
+    async def producer(p: int) -> None:
+        job = jobid(p, OTHER_SERVER if p % 2 else "lb.example.org:9000")
+        for i in range(50):
+            if i == 10 and p == 1:
+                network.server(OTHER).lose_ack = False
+            await spool.append(job, record(job, i))
+
+    try:
+        await gatherResults([Deferred.fromCoroutine(producer(p)) for p in range(16)])
+        await gatherResults([network.server(DEST).when_stored(400),
+                             network.server(OTHER).when_stored(400)])
+        await delivery._positions.flush()
+        await delivery.rescan()
+        await gatherResults(list(delivery._inflight))
+    finally:
+        await delivery.stop()
+        await spool.close()
+    for server in (network.server(DEST), network.server(OTHER)):
+        assert len(server.stored) == len(set(server.stored)) == 400
+    assert [n for n in os.listdir(tmp_path) if n.endswith((".ulm", ".pos"))] == []

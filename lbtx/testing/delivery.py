@@ -64,6 +64,20 @@ class FakeServer:
         self.channels: list[FakeChannel] = []
         self.attempts = 0
         self._answers: list[tuple[Deferred, list[Reply]]] = []
+        self._count_waiters: list[tuple[int, Deferred]] = []
+
+    def when_stored(self, count: int) -> Deferred:
+        """Fire once ``count`` distinct records are stored (for tests on a real reactor)."""
+        d: Deferred = Deferred()
+        self._count_waiters.append((count, d))
+        self._check_waiters()
+        return d
+
+    def _check_waiters(self) -> None:
+        ready = [(n, d) for n, d in self._count_waiters if len(self.stored) >= n]
+        for item in ready:
+            self._count_waiters.remove(item)
+            item[1].callback(None)
 
     def connect(self) -> Deferred:
         self.attempts += 1
@@ -89,6 +103,8 @@ class FakeServer:
             return Reply(DeliveryResult.DUPLICATE)
         self._stored_set.add(record)
         self.stored.append(record)
+        if self._count_waiters:
+            self._check_waiters()
         return Reply(DeliveryResult.STORED)
 
     def answer_all(self) -> None:
