@@ -266,3 +266,27 @@ async def test_many_subjob_registrations_of_a_stored_parent(store):
     assert [k.job_id for k in kids] == subjobs
     rec = await store.job_status(dag)
     assert list(rec.children) == subjobs and rec.status.children_num == n
+
+
+@pytest_twisted.ensureDeferred
+async def test_undecodable_bytes_are_kept(store):
+    """Records read with undecodable bytes (kept as surrogate escapes) are stored:
+    the line comes back byte for byte, the status keeps the text, a redelivery is
+    a duplicate; a job id with such bytes is refused with ValueError."""
+    job = new_id()
+    await store.accept_events([regjob(job)])
+    raw = ulm.format_bytes(usertag(job, "note", "caf\u00e9", Timeval(T0.sec + 30, 0)))
+    raw = raw.replace("caf\u00e9".encode(), b"caf\xff\xfe").replace(b'HOST="ui.example.org"',
+                                                                    b'HOST="ui\xff.example.org"')
+    line = raw.decode("utf-8", "surrogateescape")
+    event = ulm.parse(line, require_user=True)
+    assert (await store.accept_events([event], [line]))[0].delivery == Delivery.STORED
+    assert (await store.accept_events([event], [line]))[0].delivery == Delivery.DUPLICATE
+    stored = await store.job_events(job)
+    assert stored[-1].line.encode("utf-8", "surrogateescape") == raw.rstrip(b"\n")
+    assert stored[-1].event == event
+    rec = await store.job_status(job)
+    assert rec.status.user_tags["note"] == "caf\udcff\udcfe"
+    bad = JobId.parse("https://lb.example.org:9000/bad\udcffid")
+    with pytest.raises(ValueError):
+        await store.accept_events([regjob(bad)])

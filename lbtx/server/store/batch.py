@@ -21,7 +21,7 @@ from lbtx.server.store.sql import Dialect, Work
 from lbtx.server.store.txtable import NeedData, Snapshot, TransactionTable, initial_need
 from lbtx.timeval import NULL_TIME, Timeval
 
-__all__ = ["accept_batch", "fetch", "read_parents", "Relock", "MAX_RERUNS"]
+__all__ = ["accept_batch", "check_events", "fetch", "read_parents", "Relock", "MAX_RERUNS"]
 
 #: how often a batch is re-run for rows its prefetch missed before giving up
 MAX_RERUNS = 50
@@ -37,6 +37,15 @@ class Relock(Exception):
     def __init__(self, job_ids: set):
         self.job_ids = job_ids
         super().__init__(f"{len(job_ids)} more jobs to lock")
+
+
+def check_events(events: list[Event]) -> None:
+    """Refuse (ValueError) events the store cannot key: a job id or parent id with
+    undecodable bytes. Intake refuses such events as invalid before they get here."""
+    for ev in events:
+        for job_id in (ev.job_id, getattr(ev, "parent", None)):
+            if job_id is not None and rows.clean(str(job_id)) != str(job_id):
+                raise ValueError(f"job id with undecodable bytes: {str(job_id)!a:.200}")
 
 
 def _ids(values) -> list[str]:

@@ -91,8 +91,10 @@ class IJobStore(Interface):
         applied in one transaction. Fires with one :class:`lbtx.acceptance.Outcome`
         per event, in order, once every stored event of the batch is committed; an
         event that was answered ``stored`` or ``duplicate`` is durable. Fails with
-        :class:`StoreUnavailableError` when the database is unreachable, or with the
-        exception a state machine raised; then nothing of the batch is committed.
+        :class:`StoreUnavailableError` when the database is unreachable, with
+        ``ValueError`` for an event whose job id holds undecodable bytes (intake
+        refuses those as invalid), or with the exception a state machine raised;
+        then nothing of the batch is committed.
         """
 
     def job_status(job_id):

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import psycopg2
 from psycopg2 import extensions
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -110,6 +110,10 @@ class PostgresJobStore:
                       ) -> Deferred:
         events = list(events)
         lines = list(lines) if lines is not None else None
+        try:
+            batch.check_events(events)
+        except ValueError:
+            return fail()
         if not events:
             return succeed([])
         now = Timeval.from_float(self._clock.seconds())

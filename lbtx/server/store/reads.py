@@ -68,10 +68,13 @@ def _exists(d: Dialect, job_id: JobId) -> Work:
 def job_events(d: Dialect, job_id: JobId) -> Work:
     """The job's events in arrival order as :class:`StoredEvent`."""
     yield from _exists(d, job_id)
-    found = yield d.select("SELECT arrived_sec, arrived_usec, line FROM events WHERE jobid = ? "
-                           "ORDER BY seq", (str(job_id),))
-    return [StoredEvent(Timeval(sec, usec), ulm.parse(line, require_user=True), line)
-            for sec, usec, line in found]
+    found = yield d.select("SELECT arrived_sec, arrived_usec, line, line_raw FROM events "
+                           "WHERE jobid = ? ORDER BY seq", (str(job_id),))
+    out = []
+    for sec, usec, text, raw in found:
+        line = rows.line_text(text, raw)
+        out.append(StoredEvent(Timeval(sec, usec), ulm.parse(line, require_user=True), line))
+    return out
 
 
 def _check_resolved(query: JobQuery) -> None:

@@ -26,7 +26,7 @@ from lbtx.timeval import Timeval
 
 __all__ = ["JOB_COLUMNS", "RECORD_COLUMNS", "EVENT_COLUMNS", "KEY_COLUMNS", "ACL_COLUMNS", "TAG_COLUMNS", "SUBJOB_COLUMNS",
            "job_row", "record_from_row", "event_row", "dedupe_key", "key_from_row",
-           "acl_rows", "tag_rows", "strip_line"]
+           "acl_rows", "tag_rows", "strip_line", "clean", "line_columns", "line_text"]
 
 JOB_COLUMNS = ("jobid", "unique_id", "owner", "owner_key", "parent_job", "state",
                "destination", "location", "network_server", "last_update_time",
@@ -34,14 +34,42 @@ JOB_COLUMNS = ("jobid", "unique_id", "owner", "owner_key", "parent_job", "state"
 #: the jobs columns a record is rebuilt from (the status JSON holds the rest)
 RECORD_COLUMNS = ("jobid", "owner", "nevents", "nchildren", "status")
 EVENT_COLUMNS = ("jobid", "seq", "type_code", "source", "host", "ts_sec", "ts_usec", "level",
-                 "seqcode", "sender", "arrived_sec", "arrived_usec", "generated", "line")
+                 "seqcode", "sender", "arrived_sec", "arrived_usec", "generated", "line",
+                 "line_raw")
 #: the events columns of the duplicate key, in key order (after jobid)
 KEY_COLUMNS = ("type_code", "source", "host", "ts_sec", "ts_usec", "level", "seqcode")
 ACL_COLUMNS = ("jobid", "pos", "user_id", "user_id_type", "permission", "permission_type")
 TAG_COLUMNS = ("jobid", "name", "value")
 SUBJOB_COLUMNS = ("parent", "child", "pos")
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+# ASCII JSON: text read with undecodable bytes (kept as surrogate escapes) survives
+_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode
+
+
+def clean(text: str | None) -> str | None:
+    """Text for an indexed column: undecodable bytes (surrogate escapes), which a
+    database cannot hold as text, become U+FFFD. The ULM line and the status keep
+    them exactly."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def line_columns(line: str) -> tuple[str | None, bytes | None]:
+    """The ``(line, line_raw)`` columns of a ULM line (without its line feed): the
+    text, or, when it holds undecodable bytes, its bytes as received."""
+    if clean(line) is line:
+        return line, None
+    return None, line.encode("utf-8", "surrogateescape")
+
+
+def line_text(line: str | None, raw) -> str:
+    """The stored line back as text (undecodable bytes as surrogate escapes)."""
+    return line if raw is None else bytes(raw).decode("utf-8", "surrogateescape")
 
 
 def _seconds(t: Timeval) -> int | None:
@@ -53,10 +81,10 @@ def job_row(rec: JobRecord, nchildren: int) -> tuple:
     st = rec.status
     parent = st.parent_job
     return (
-        str(rec.job_id), rec.job_id.unique, rec.owner, subject.key(st.owner or ""),
-        str(parent) if parent is not None else None,
+        clean(str(rec.job_id)), clean(rec.job_id.unique), clean(rec.owner),
+        clean(subject.key(st.owner or "")), clean(str(parent)) if parent is not None else None,
         int(st.state) if st.state is not None else 0,
-        st.destination, st.location, st.network_server,
+        clean(st.destination), clean(st.location), clean(st.network_server),
         _seconds(st.last_update_time), _seconds(st.state_enter_time),
         rec.nevents, nchildren, _dumps(to_json(st, internal=True)),
     )
@@ -84,7 +112,8 @@ def dedupe_key(job_id: JobId, key: tuple) -> tuple:
     """A duplicate key as :meth:`Event.dedupe_key` gives it, normalised to column
     values (``None`` host or code become ``""``, the timestamp two integers)."""
     code, source, host, ts, level, seqcode = key
-    return (int(code), int(source), host or "", ts[0], ts[1], int(level), seqcode or "")
+    return (int(code), int(source), clean(host) or "", ts[0], ts[1], int(level),
+            clean(seqcode) or "")
 
 
 def key_from_row(row: tuple) -> tuple:
@@ -97,16 +126,17 @@ def event_row(job_id: JobId, seq: int, event: Event, line: str, generated: bool,
               arrived: Timeval) -> tuple:
     """The ``events`` row of a stored event (in :data:`EVENT_COLUMNS` order)."""
     ts = event.timestamp
-    return (str(job_id), seq, event.code, int(event.source), event.host or "", ts.sec, ts.usec,
-            int(event.level), event.seqcode or "", event.user, arrived.sec, arrived.usec,
-            bool(generated), line)
+    return (clean(str(job_id)), seq, event.code, int(event.source), clean(event.host) or "",
+            ts.sec, ts.usec, int(event.level), clean(event.seqcode) or "", clean(event.user),
+            arrived.sec, arrived.usec, bool(generated), *line_columns(line))
 
 
 def acl_rows(job_id: JobId, acl: list[list[str]]) -> list[tuple]:
-    text = str(job_id)
-    return [(text, i, *entry) for i, entry in enumerate(acl)]
+    text = clean(str(job_id))
+    return [(text, i, *map(clean, entry)) for i, entry in enumerate(acl)]
 
 
 def tag_rows(job_id: JobId, tags: dict[str, Any] | None) -> list[tuple]:
-    text = str(job_id)
-    return [(text, name, "" if value is None else str(value)) for name, value in (tags or {}).items()]
+    text = clean(str(job_id))
+    return [(text, clean(name), "" if value is None else clean(str(value)))
+            for name, value in (tags or {}).items()]

@@ -14,6 +14,8 @@ History:
    §8.4: owner, state, destination, location, network_server, lastUpdateTime,
    stateEnterTime, parent), ``events`` (the ULM line verbatim and the indexed
    header fields; the duplicate key of §6.6 is unique), ``acl``, ``subjobs``.
+   A line is kept as text, or as its bytes in ``line_raw`` when it holds
+   undecodable bytes; indexed text columns hold U+FFFD in their place.
 2. ``user_tags`` (name, value per job) for user-tag conditions evaluated by the
    database, filled from the stored statuses.
 """
@@ -75,7 +77,8 @@ _V1 = [
         arrived_sec BIGINT NOT NULL,
         arrived_usec INTEGER NOT NULL,
         generated {BOOL} NOT NULL,
-        line TEXT NOT NULL,
+        line TEXT,
+        line_raw {BLOB},
         PRIMARY KEY (jobid, seq))""",
     """CREATE UNIQUE INDEX events_dedupe
         ON events (jobid, ts_sec, ts_usec, type_code, source, level, host, seqcode)""",

@@ -43,6 +43,7 @@ class Dialect:
     placeholder = "?"
     text_c = "TEXT"          #: text compared byte by byte (job ids)
     boolean = "INTEGER"
+    blob = "BLOB"
 
     def in_list(self, column: str) -> str:
         """A condition "``column`` is one of the values of one list parameter"."""
@@ -70,8 +71,10 @@ class Dialect:
         raise NotImplementedError
 
     def ddl(self, text: str) -> str:
-        """DDL text with the dialect's column types in place of ``{TEXT_C}``, ``{BOOL}``."""
-        return text.replace("{TEXT_C}", self.text_c).replace("{BOOL}", self.boolean)
+        """DDL text with the dialect's column types in place of ``{TEXT_C}``,
+        ``{BOOL}`` and ``{BLOB}``."""
+        return (text.replace("{TEXT_C}", self.text_c).replace("{BOOL}", self.boolean)
+                .replace("{BLOB}", self.blob))
 
 
 class _SQLite(Dialect):
@@ -101,6 +104,7 @@ class _Postgres(Dialect):
     placeholder = "%s"
     text_c = 'TEXT COLLATE "C"'
     boolean = "BOOLEAN"
+    blob = "BYTEA"
 
     def in_list(self, column: str) -> str:
         return f"{column} = ANY(?)"

@@ -170,6 +170,10 @@ class SQLiteJobStore:
                       ) -> Deferred:
         events = list(events)
         lines = list(lines) if lines is not None else None
+        try:
+            batch.check_events(events)
+        except ValueError:
+            return fail()
         if not events:
             return self._writer.run(lambda conn: [])
         now = Timeval.from_float(self._clock.seconds())

@@ -293,7 +293,8 @@ class TransactionTable:
             else:
                 start, added = 0, list(children)
                 nchildren = len(added)
-            out.subjobs.extend((text, str(c), start + i) for i, c in enumerate(added))
+            out.subjobs.extend((rows.clean(text), rows.clean(str(c)), start + i)
+                               for i, c in enumerate(added))
             out.jobs.append(rows.job_row(rec, nchildren))
             tags = dict(rec.status.user_tags or {})
             if base is None:
@@ -305,10 +306,10 @@ class TransactionTable:
                 continue
             out.updated.add(job_id)
             if rec.acl != base.acl:
-                out.acl_jobs.append(text)
+                out.acl_jobs.append(rows.clean(text))
                 out.acl.extend(rows.acl_rows(job_id, rec.acl))
             if tags != snap.tags.get(job_id, {}):
-                out.tag_jobs.append(text)
+                out.tag_jobs.append(rows.clean(text))
                 out.tags.extend(rows.tag_rows(job_id, tags))
         for job_id, _seq, _event, _generated in self._events:
             if job_id in snap.records:
