@@ -26,9 +26,10 @@ def program_name(argv0: str | None = None) -> str:
     if not argv0:
         return "glite-lb"
     base = os.path.basename(argv0)
-    if base != argv0:
+    if base != argv0 and os.path.isabs(argv0):
+        # a shell's PATH lookup hands the interpreter exactly what which() finds
         found = shutil.which(base)
-        if found and os.path.realpath(found) == os.path.realpath(argv0):
+        if found and os.path.abspath(found) == os.path.normpath(argv0):
             return base
     return argv0
 
