@@ -290,3 +290,12 @@ async def test_undecodable_bytes_are_kept(store):
     bad = JobId.parse("https://lb.example.org:9000/bad\udcffid")
     with pytest.raises(ValueError):
         await store.accept_events([regjob(bad)])
+
+
+def test_indexed_attributes(store):
+    """The store names the §8.4 single-column indices it keeps (jobid and
+    parent_job always count and are not listed)."""
+    from lbtx.query.conditions import Attr
+    attrs = {a for a, _ in store.indexed_attributes}
+    assert attrs == {Attr.OWNER, Attr.DESTINATION, Attr.LOCATION, Attr.NETWORK_SERVER,
+                     Attr.STATEENTERTIME, Attr.LASTUPDATETIME}

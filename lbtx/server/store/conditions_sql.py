@@ -19,7 +19,7 @@ from lbtx.query.conditions import Attr, Condition, JobQuery, Op
 from lbtx.schema import JobState
 from lbtx.server.store.sql import Dialect
 
-__all__ = ["where_clause", "INDEXED_COLUMNS"]
+__all__ = ["where_clause", "INDEXED_COLUMNS", "INDEXED_ATTRIBUTES"]
 
 #: attribute -> (column, kind); kinds say which values and operators translate
 INDEXED_COLUMNS = {
@@ -33,6 +33,14 @@ INDEXED_COLUMNS = {
     Attr.LASTUPDATETIME: ("j.last_update_time", "time"),
     Attr.STATEENTERTIME: ("j.state_enter_time", "time"),
 }
+
+#: the single-column indices a query can hit (formats.md §8.4, as the legacy
+#: indexedAttrs answer lists them: ``(attribute, tag/state name or None)``); jobid
+#: and parent_job always count. Conditions on ``status`` and ``usertag`` equality
+#: are evaluated by the database as well, but are not indices in the §8.4 sense.
+INDEXED_ATTRIBUTES = ((Attr.OWNER, None), (Attr.DESTINATION, None), (Attr.LOCATION, None),
+                      (Attr.NETWORK_SERVER, None), (Attr.STATEENTERTIME, None),
+                      (Attr.LASTUPDATETIME, None))
 
 _ORDERED = {Op.EQUAL: "=", Op.LESS: "<", Op.GREATER: ">"}
 

@@ -63,6 +63,10 @@ class IJobStore(Interface):
 
     lock_slots = Attribute("Number of per-job write locks jobs are hashed onto (1 for a "
                            "single-writer store).")
+    indexed_attributes = Attribute(
+        "The single-column indices of formats.md §8.4, as a tuple of (Attr, name or None): "
+        "a job query must name one of them (or jobid/parent_job) as the first condition of "
+        "a disjunction, which the front ends check (EDG_WLL_ERROR_NOINDEX).")
 
     def start():
         """Connect, and create the schema or upgrade it to the current version.

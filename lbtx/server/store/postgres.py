@@ -33,6 +33,7 @@ from lbtx.events import Event
 from lbtx.jobid import JobId
 from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
+from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
 from lbtx.server.store.interfaces import IJobStore
 from lbtx.server.store.pgconnection import ConnectionPool
 from lbtx.server.store.sql import POSTGRES, Work
@@ -68,6 +69,7 @@ class PostgresJobStore:
     """
 
     log = Logger()
+    indexed_attributes = INDEXED_ATTRIBUTES
 
     def __init__(self, dsn: str, reactor, *, lock_slots: int = DEFAULT_LOCK_SLOTS,
                  connections: int = DEFAULT_CONNECTIONS, clock=None):

@@ -26,6 +26,7 @@ from lbtx.events import Event
 from lbtx.jobid import JobId
 from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
+from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
 from lbtx.server.store.interfaces import IJobStore, StoreUnavailableError
 from lbtx.server.store.sql import SQLITE, Work, run_sync
 from lbtx.timeval import Timeval
@@ -112,6 +113,7 @@ class SQLiteJobStore:
 
     log = Logger()
     lock_slots = 1
+    indexed_attributes = INDEXED_ATTRIBUTES
 
     def __init__(self, path: str, reactor, *, clock=None, synchronous: str = "FULL"):
         self.path = path
