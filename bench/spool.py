@@ -10,7 +10,7 @@ Python loop that appends the same lines to one file, ``fdatasync`` once per batc
 of the size the spool reached on average: what this disk can do with that batch
 size, without any of the spool's work.
 
-Usage: ``.venv/bin/python bench/spool.py [--events N] [--producers 1,16] [--jobs J] [--dir D]``
+Usage: ``.venv/bin/python bench/spool.py [--events N] [--producers 1,16] [--jobs J] [--dir D] [--rounds R]``
 
 Issue 4's goal: >= 20,000 events/s with 16 producers, and >= 50% of the baseline.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -98,24 +99,32 @@ def main() -> None:
     parser.add_argument("--producers", default="1,16", help="comma-separated producer counts")
     parser.add_argument("--jobs", type=int, default=1, help="jobs (files) per producer")
     parser.add_argument("--dir", default=None, help="where to put the spool (a temp dir in it)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per figure (median)")
     args = parser.parse_args()
     counts = [int(c) for c in args.producers.split(",")]
 
     async def measure(reactor):
         base = tempfile.mkdtemp(prefix="lbtx-bench-spool-", dir=args.dir)
         try:
-            print(f"spool bench in {base}: {args.events} events per run, {args.jobs} job(s) per"
-                  " producer")
+            print(f"spool bench in {base}: {args.events} events per run (5000 for 1 producer),"
+                  f" {args.jobs} job(s) per producer")
             for n in counts:
-                spool_dir = os.path.join(base, f"spool-{n}")
                 events = args.events if n > 1 else min(args.events, 5000)
-                rate, mean_batch, lines = await run_spool(reactor, spool_dir, n, events, args.jobs)
-                baseline = run_baseline(base, lines, round(mean_batch), events)
+                rates, batches, baselines = [], [], []
+                for r in range(args.rounds):  # interleaved, so both see the same disk load
+                    spool_dir = os.path.join(base, f"spool-{n}-{r}")
+                    rate, mean_batch, lines = await run_spool(reactor, spool_dir, n, events,
+                                                              args.jobs)
+                    rates.append(rate)
+                    batches.append(mean_batch)
+                    baselines.append(run_baseline(base, lines, round(mean_batch), events))
+                    shutil.rmtree(spool_dir)
+                rate, mean_batch, baseline = (statistics.median(x) for x in
+                                              (rates, batches, baselines))
                 print(f"{n:3d} producers: {rate:9.0f} durable appends/s, mean batch "
                       f"{mean_batch:6.1f} lines | baseline (1 file, fdatasync per "
                       f"{round(mean_batch)} lines) {baseline:9.0f} events/s | "
-                      f"{100 * rate / baseline:5.1f}% of baseline")
-                shutil.rmtree(spool_dir)
+                      f"{100 * rate / baseline:5.1f}% of baseline  (medians of {args.rounds})")
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
