@@ -62,8 +62,8 @@ class SyncRecorder:
                 data = f.read()
             complete = data[: data.rfind(b"\n") + 1]
             self._seen[path] = self._seen.get(path, 0) + len(complete)
-            for record in complete.splitlines():
-                self.synced.add(layout.lllid_of(record.split(b" ", 1)[1]))
+            for rec in complete.splitlines():
+                self.synced.add(layout.lllid_of(rec.split(b" ", 1)[1]))
 
     def sync_directory(self, path):
         self.dir_calls += 1

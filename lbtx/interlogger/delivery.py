@@ -26,12 +26,10 @@ events and retries, so the position stays where it was.
 from __future__ import annotations
 
 import random as _random
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -40,84 +38,13 @@ from lbtx.interlogger import reader
 from lbtx.interlogger.interfaces import (DELIVERED, REFUSED, DeliveryResult, Destination,
                                          IDeliveryConnector, Reply)
 from lbtx.interlogger.positions import Position, PositionStore, remove_position
-from lbtx.interlogger.queue import DeliveryQueue, QueuePolicy
-from lbtx.jobid import JobId
+from lbtx.interlogger.queue import DeliveryQueue
+from lbtx.interlogger.stores import DeliveryConfig, SpoolEntry, SpoolStore
 from lbtx.logger import layout
 from lbtx.logger.durable import DiskWorker, GroupSync, sync_files
 from lbtx.logger.quarantine import quarantine_lines
 
-__all__ = ["DeliveryConfig", "SpoolDelivery"]
-
-SECOND = 1.0
-MINUTE = 60 * SECOND
-
-
-@dataclass(frozen=True)
-class DeliveryConfig:
-    """Tunables of :class:`SpoolDelivery` (times in seconds)."""
-
-    rescan_period: float = 1 * MINUTE
-    #: Bytes read from a spool file in one pass.
-    read_bytes: int = 1024 * 1024
-    #: A destination's queue takes no more events from the spool beyond this many.
-    queue_high: int = 10000
-    #: How long to wait before re-sending the events of a job the server did not know.
-    unknown_job_retry: float = 5 * SECOND
-    #: How long a job may stay unknown before its events go to the quarantine folder.
-    unknown_job_window: float = 5 * MINUTE
-    queue_policy: QueuePolicy = field(default_factory=QueuePolicy)
-
-
-class _Entry:
-    """One spool line in flight."""
-
-    __slots__ = ("store", "generation", "start", "end", "line", "lllid", "done")
-
-    def __init__(self, store: "_Store", start: int, line: bytes):
-        self.store = store
-        self.generation = store.generation
-        self.start = start
-        self.end = start + len(line)
-        self.line = line[:-1]  # what is sent: the record without its LF
-        self.lllid = layout.lllid_of(line)
-        self.done = False
-
-    @property
-    def current(self) -> bool:
-        """False once the file was rewound or dropped: a stale entry is not sent and
-        its reply is ignored."""
-        return self.generation == self.store.generation and not self.store.removed
-
-
-class _Store:
-    """The state of one spool file."""
-
-    def __init__(self, info: reader.StoreInfo):
-        self.stem = info.stem
-        self.path = info.path
-        self.jobid: JobId | None = info.jobid
-        self.raw_jobid = info.raw_jobid
-        self.destination = Destination(*info.jobid.store_address) if info.jobid else None
-        self.committed = info.position
-        self.read_offset = info.position.offset
-        self.size_seen = info.size
-        self.generation = 0
-        self.outstanding: deque[_Entry] = deque()
-        self.reading = False
-        self.more = False
-        self.purging = False
-        self.removed = False
-        self.hold: IDelayedCall | None = None
-        self.unknown_since: float | None = None
-
-    @property
-    def jobid_text(self) -> str:
-        return str(self.jobid) if self.jobid is not None else "-"
-
-    @property
-    def idle(self) -> bool:
-        return not (self.reading or self.outstanding or self.purging or self.hold)
-
+__all__ = ["DeliveryConfig", "SpoolDelivery"]  # DeliveryConfig lives in stores.py
 
 class SpoolDelivery:
     """Delivers the spool in ``spool_dir`` through ``connector``.
@@ -153,10 +80,10 @@ class SpoolDelivery:
         self._write_worker = write_worker
         self._positions = PositionStore(spool_dir, write_worker, sync)
         self._queue_factory = queue_factory or self._make_queue
-        self.stores: dict[str, _Store] = {}
+        self.stores: dict[str, SpoolStore] = {}
         self.queues: dict[Destination, DeliveryQueue] = {}
         self._opening: set[str] = set()
-        self._starved: dict[Destination, set[_Store]] = {}
+        self._starved: dict[Destination, set[SpoolStore]] = {}
         self._inflight: set[Deferred] = set()
         self._loop: LoopingCall | None = None
         self._lock_fd: int | None = None
@@ -269,7 +196,7 @@ class SpoolDelivery:
             if info.position_note is not None:
                 self.log.warn("delivering {path} again from its start: {note}",
                               path=info.path, note=info.position_note)
-            store = _Store(info)
+            store = SpoolStore(info)
             self.stores[stem] = store
             if store.jobid is None and info.size == 0:
                 self._purge(store)  # an empty file, left by a failed first append
@@ -296,7 +223,7 @@ class SpoolDelivery:
         return DeliveryQueue(destination, self._connector, clock=self._clock, sink=sink,
                              policy=self._config.queue_policy, random=self._random)
 
-    def _pump(self, store: _Store) -> None:
+    def _pump(self, store: SpoolStore) -> None:
         """Read more of ``store``'s file if it may and its queue has room."""
         if (not self._running or store.removed or store.reading or store.purging
                 or store.hold is not None):
@@ -314,12 +241,12 @@ class SpoolDelivery:
         d.addCallback(self._read_done, store, generation)
         d.addErrback(self._read_failed, store)
 
-    def _read_failed(self, f: Failure, store: _Store) -> None:
+    def _read_failed(self, f: Failure, store: SpoolStore) -> None:
         store.reading = False
         self.log.failure("reading {path} failed; it is read again at the next rescan", f,
                          path=store.path)
 
-    def _read_done(self, result: reader.ReadResult | None, store: _Store, generation: int) -> None:
+    def _read_done(self, result: reader.ReadResult | None, store: SpoolStore, generation: int) -> None:
         store.reading = False
         if not self._running or store.removed:
             return
@@ -338,10 +265,10 @@ class SpoolDelivery:
             self._positions.commit(store.stem, store.jobid_text, store.committed)
             self._pump(store)
             return
-        good: list[_Entry] = []
-        bad: dict[str, list[_Entry]] = {}
+        good: list[SpoolEntry] = []
+        bad: dict[str, list[SpoolEntry]] = {}
         for offset, line in result.lines:
-            entry = _Entry(store, offset, line)
+            entry = SpoolEntry(store, offset, line)
             store.outstanding.append(entry)
             reason = self._check(store, line)
             if reason is None:
@@ -356,7 +283,7 @@ class SpoolDelivery:
         if result.truncated or store.more:
             self._pump(store)
 
-    def _check(self, store: _Store, line: bytes) -> str | None:
+    def _check(self, store: SpoolStore, line: bytes) -> str | None:
         reason = layout.check_line(line)
         if reason is not None:
             return reason
@@ -371,10 +298,10 @@ class SpoolDelivery:
 
     # --- replies -----------------------------------------------------------
 
-    def _replied(self, destination: Destination, items: Sequence[_Entry],
+    def _replied(self, destination: Destination, items: Sequence[SpoolEntry],
                  replies: Sequence[Reply]) -> None:
-        touched: set[_Store] = set()
-        refused: dict[tuple[_Store, str], list[tuple[_Entry, str]]] = {}
+        touched: set[SpoolStore] = set()
+        refused: dict[tuple[SpoolStore, str], list[tuple[SpoolEntry, str]]] = {}
         now = self._clock.seconds()
         for entry, reply in zip(items, replies):
             if not entry.current:
@@ -406,7 +333,7 @@ class SpoolDelivery:
             self._advance(store)
         self._feed(destination)
 
-    def _unknown_job(self, store: _Store, waited: float, reply: Reply) -> None:
+    def _unknown_job(self, store: SpoolStore, waited: float, reply: Reply) -> None:
         delay = self._config.unknown_job_retry
         self.log.info("{jobid} is unknown to {destination} ({detail}); its events are sent"
                       " again in {delay} s (quarantined after {left:.0f} s more)",
@@ -415,7 +342,7 @@ class SpoolDelivery:
                       left=self._config.unknown_job_window - waited)
         self._rewind(store, hold=delay)
 
-    def _advance(self, store: _Store) -> None:
+    def _advance(self, store: SpoolStore) -> None:
         """Move the position over the done prefix of the events in flight."""
         moved = False
         outstanding = store.outstanding
@@ -426,7 +353,7 @@ class SpoolDelivery:
         if moved:
             self._positions.commit(store.stem, store.jobid_text, store.committed)
 
-    def _rewind(self, store: _Store, hold: float | None = None) -> None:
+    def _rewind(self, store: SpoolStore, hold: float | None = None) -> None:
         """Forget what is in flight and read again from the position (after ``hold`` s)."""
         store.generation += 1
         store.outstanding.clear()
@@ -446,7 +373,7 @@ class SpoolDelivery:
 
     # --- quarantine and removal --------------------------------------------
 
-    def _quarantine(self, store: _Store, entries: list[_Entry], reason: str, detail: str) -> None:
+    def _quarantine(self, store: SpoolStore, entries: list[SpoolEntry], reason: str, detail: str) -> None:
         """Write ``entries`` to the quarantine folder; once that is durable they are
         done. If it fails they are sent (and judged) again later."""
         data = b"".join(e.line + b"\n" for e in entries)
@@ -472,7 +399,7 @@ class SpoolDelivery:
                   source=store.path, offset=entries[0].start,
                   now=self._clock.seconds()).addCallbacks(written, failed)
 
-    def _purge(self, store: _Store) -> None:
+    def _purge(self, store: SpoolStore) -> None:
         store.purging = True
         self._positions.forget(store.stem)
 
@@ -494,7 +421,7 @@ class SpoolDelivery:
         self._run(self._write_worker, reader.purge_file, self._dir, store.stem,
                   store.committed.offset).addCallbacks(done, failed)
 
-    def _drop(self, store: _Store, why: str | None) -> None:
+    def _drop(self, store: SpoolStore, why: str | None) -> None:
         if why is not None:
             self.log.info("forgetting {path}: {why}", path=store.path, why=why)
         store.removed = True
