@@ -69,6 +69,8 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
         self._delay_iter: Iterator[float] = _delays()
 
     def startReconnecting(self, f: Failure) -> None:
+        if self._stopped:
+            return  # closed on purpose
         self.log.warn("{name}: database connection lost ({error}); reconnecting",
                       name=self._name, error=f.getErrorMessage())
         self._delay_iter = _delays()

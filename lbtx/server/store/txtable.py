@@ -241,7 +241,12 @@ class TransactionTable:
         if base is None:
             if job_id in snap.absent:
                 return None
-            self._need(NeedData(records={job_id}))
+            wanted = {job_id}
+            if job_id in snap.exists:
+                # known to exist from an existence check (subjobs of a registration):
+                # the others checked with it are likely wanted too, read them at once
+                wanted |= snap.exists - snap.records.keys()
+            self._need(NeedData(records=wanted))
             base = snap.records.get(job_id)
             if base is None:
                 return None
