@@ -5,7 +5,8 @@ The input is bench/replay.py's mix of the real WMS event streams of
 fed to ``IJobStore.accept_events`` in batches (one transaction per batch), by
 one stream or by several concurrent streams (each a share of the job families,
 in order, as separate intake connections would deliver them); the figure is
-wall-clock events/s until the last batch is committed. The deliveries printed
+wall-clock events/s until the last batch is committed. Afterwards it times
+``job_status`` of random jobs (one at a time) and one ``user_jobs`` query. The deliveries printed
 include the streams' own refusals (re-registrations by another user, repeated
 events), the same as ``lbtx replay`` of the mix.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import random
 import sys
 import tempfile
 import time
@@ -74,7 +76,7 @@ async def feed(store, events, lines, batch: int, deliveries: dict) -> None:
             deliveries[o.delivery] = deliveries.get(o.delivery, 0) + 1
 
 
-async def measure(make_store, events, lines, batch: int, nstreams: int) -> dict:
+async def measure(make_store, events, lines, batch: int, nstreams: int, samples: int) -> dict:
     store = make_store()
     await store.start()
     try:
@@ -85,15 +87,32 @@ async def measure(make_store, events, lines, batch: int, nstreams: int) -> dict:
         await defer.gatherResults([defer.ensureDeferred(feed(store, e, ln, batch, deliveries))
                                    for e, ln in parts])
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        latencies = []
+        job_ids = sorted({ev.job_id for ev in events}, key=str)
+        rng = random.Random(7)
+        for job_id in rng.sample(job_ids, min(samples, len(job_ids))):
+            t = time.perf_counter()
+            await store.job_status(job_id)
+            latencies.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        owned = await store.user_jobs(events[0].user)
+        user_jobs = (len(owned), time.perf_counter() - t)
     finally:
         await store.stop()
-    return {"wall": wall, "cpu": cpu, "deliveries": deliveries, "streams": len(parts)}
+    return {"wall": wall, "cpu": cpu, "deliveries": deliveries, "streams": len(parts),
+            "latencies": sorted(latencies), "user_jobs": user_jobs}
 
 
 def report(name: str, n: int, batch: int, r: dict) -> None:
     dl = ", ".join(f"{d.value}={c}" for d, c in sorted(r["deliveries"].items()))
     sys.stdout.write(f"{name:9s} streams={r['streams']} batch={batch}: {n / r['wall']:8.0f} events/s "
                      f"({r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU in this process; {dl})\n")
+    lat = r["latencies"]
+    if lat:
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        count, took = r["user_jobs"]
+        sys.stdout.write(f"{'':9s} job_status over {len(lat)} jobs: p50 {p50 * 1e3:.2f} ms, "
+                         f"p99 {p99 * 1e3:.2f} ms; user_jobs: {count} jobs in {took * 1e3:.0f} ms\n")
     sys.stdout.flush()
 
 
@@ -136,7 +155,7 @@ async def main(args) -> None:
                                                 lock_slots=args.lock_slots)
                 else:
                     raise SystemExit(f"unknown store {name!r}")
-                r = await measure(make, events, lines, args.batch, nstreams)
+                r = await measure(make, events, lines, args.batch, nstreams, args.status_samples)
                 report(name, len(events), args.batch, r)
     finally:
         if cluster is not None:
@@ -154,6 +173,8 @@ def run() -> int:
     p.add_argument("--connections", type=int, default=4, help="PostgreSQL pool size")
     p.add_argument("--lock-slots", type=int, default=1024)
     p.add_argument("--no-fsync", action="store_true", help="private cluster without fsync")
+    p.add_argument("--status-samples", type=int, default=1000,
+                   help="job_status calls timed after the intake (0: none)")
     p.add_argument("--shared", default=os.environ.get("LBTX_SHARED", str(HERE.parent.parent / "shared")))
     args = p.parse_args()
     result = {}
