@@ -71,9 +71,11 @@ class IJobStore(Interface):
     def start():
         """Connect, and create the schema or upgrade it to the current version.
 
-        Fires with None when the store is ready; fails with :class:`StoreError`
-        when the database holds a schema newer than this code knows, or with the
-        driver's error when the database cannot be opened.
+        Fires with None when the store is ready; fails with
+        :class:`lbtx.server.store.schema.SchemaError` (a :class:`StoreError`) when the
+        database holds a schema newer than this code knows, with
+        :class:`StoreUnavailableError` when PostgreSQL cannot be reached, or with
+        the driver's error when an SQLite file cannot be opened.
         """
 
     def stop():
@@ -92,7 +94,9 @@ class IJobStore(Interface):
 
         Events are applied in order with :func:`lbtx.acceptance.accept` under the
         write locks of their jobs and of those jobs' parents; events of one job are
-        applied in one transaction. Fires with one :class:`lbtx.acceptance.Outcome`
+        applied in one transaction. Events the server generates (CollectionState)
+        take the timestamp of the event that caused them, as ``lbtx replay`` does,
+        so statuses depend on the events only. Fires with one :class:`lbtx.acceptance.Outcome`
         per event, in order, once every stored event of the batch is committed; an
         event that was answered ``stored`` or ``duplicate`` is durable. Fails with
         :class:`StoreUnavailableError` when the database is unreachable, with
@@ -112,7 +116,7 @@ class IJobStore(Interface):
         included; fail with :class:`UnknownJobError` when the job is not known."""
 
     def query_jobs(query, *, limit):
-        """Fire with the records of at most ``limit`` jobs matching ``query`` (a
+        """Fire with the records of at most ``limit`` (None: all) jobs matching ``query`` (a
         :data:`lbtx.query.conditions.JobQuery`: a conjunction of disjunctions),
         ordered by unique id. Indexed attributes are evaluated by the database; the
         other conditions with :func:`lbtx.query.conditions.job_matches`. Fails with
