@@ -299,3 +299,23 @@ def test_indexed_attributes(store):
     attrs = {a for a, _ in store.indexed_attributes}
     assert attrs == {Attr.OWNER, Attr.DESTINATION, Attr.LOCATION, Attr.NETWORK_SERVER,
                      Attr.STATEENTERTIME, Attr.LASTUPDATETIME}
+
+
+@pytest_twisted.ensureDeferred
+async def test_generated_events_at_the_clock(backend):
+    """With generated_at_clock, a CollectionState takes the store's clock reading
+    (as the original server does) instead of the causing event's timestamp."""
+    clock = task.Clock()
+    clock.advance(1_900_000_000)
+    s = backend.make(clock=clock, generated_at_clock=True)
+    await s.start()
+    try:
+        path = next(p for p in SCENARIO_FILES if p.stem.startswith("P11"))
+        lines = stamped(load(path))
+        await s.accept_events([parse(ln) for ln in lines], lines)
+        parent = replayed(lines).jobs()[0]
+        events = await s.job_events(parent.job_id)
+        generated = [e.event for e in events if e.event.type_name == "CollectionState"]
+        assert generated and {e.timestamp for e in generated} == {Timeval(1_900_000_000, 0)}
+    finally:
+        await s.stop()

@@ -151,13 +151,16 @@ def _write(d: Dialect, changes) -> Work:
 
 def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: Timeval, *,
                  lock: Locker | None = None, locked: set | None = None,
-                 slot: Callable[[JobId], int] | None = None) -> Work:
+                 slot: Callable[[JobId], int] | None = None,
+                 generated_at_clock: bool = False) -> Work:
     """Apply ``events`` (with their ULM ``lines``) inside the caller's transaction;
     return their outcomes.
 
     With ``lock``, the jobs of the batch, their parents and ``locked`` (ids from
     an earlier attempt) are locked first, in one step; when the batch turns out to
     write a job whose lock ``slot`` is not held, :class:`Relock` is raised.
+    Generated events take the causing event's timestamp, or ``now`` with
+    ``generated_at_clock``.
     """
     line_of = {}
     if lines is not None:
@@ -177,13 +180,14 @@ def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: 
                       if ev.type_name == "RegJob" and ev.parent is not None)
         yield from lock(wanted)
         held = {slot(j) for j in wanted}
+    gen_now = now if generated_at_clock else None
     snap = Snapshot()
     need = initial_need(events, parents)
     for _ in range(MAX_RERUNS):
         yield from fetch(d, snap, need)
         table = TransactionTable(snap, lines=line_of, arrived=arrived)
         try:
-            outcomes: list[Outcome] = [accept(table, ev) for ev in events]
+            outcomes: list[Outcome] = [accept(table, ev, now=gen_now) for ev in events]
         except NeedData as more:
             need = more
             continue

@@ -65,18 +65,21 @@ class PostgresJobStore:
 
     ``dsn`` is a libpq connection string or ``postgresql://`` URL; ``connections``
     the size of the connection pool; ``clock`` (default: the reactor) gives
-    arrival times and paces reconnection.
+    arrival times and paces reconnection; ``generated_at_clock`` as for
+    :class:`~lbtx.server.store.sqlite.SQLiteJobStore`.
     """
 
     log = Logger()
     indexed_attributes = INDEXED_ATTRIBUTES
 
     def __init__(self, dsn: str, reactor, *, lock_slots: int = DEFAULT_LOCK_SLOTS,
-                 connections: int = DEFAULT_CONNECTIONS, clock=None):
+                 connections: int = DEFAULT_CONNECTIONS, clock=None,
+                 generated_at_clock: bool = False):
         if lock_slots <= 0:
             raise ValueError("lock_slots must be positive")
         self.dsn = dsn
         self.lock_slots = lock_slots
+        self._generated_at_clock = generated_at_clock
         self._reactor = reactor
         self._clock = clock or reactor
         self._pool = ConnectionPool(reactor, dsn, connections, clock=self._clock)
@@ -125,7 +128,7 @@ class PostgresJobStore:
         def attempt() -> None:
             d = self._pool.run(lambda: batch.accept_batch(
                 POSTGRES, events, lines, now, lock=self._lock, locked=state["locked"],
-                slot=self._slot))
+                slot=self._slot, generated_at_clock=self._generated_at_clock))
             d.addCallbacks(result.callback, failed)
 
         def failed(f: Failure) -> None:

@@ -108,15 +108,19 @@ class SQLiteJobStore:
 
     ``clock`` (an ``IReactorTime``; default: the reactor) gives arrival times;
     ``synchronous`` is SQLite's setting for the writer (``FULL``: every commit is
-    flushed to disk).
+    flushed to disk). ``generated_at_clock`` stamps server-generated events with
+    the clock instead of the causing event's timestamp (as the original server
+    does; statuses then depend on when events arrive).
     """
 
     log = Logger()
     lock_slots = 1
     indexed_attributes = INDEXED_ATTRIBUTES
 
-    def __init__(self, path: str, reactor, *, clock=None, synchronous: str = "FULL"):
+    def __init__(self, path: str, reactor, *, clock=None, synchronous: str = "FULL",
+                 generated_at_clock: bool = False):
         self.path = path
+        self._generated_at_clock = generated_at_clock
         self._reactor = reactor
         self._clock = clock or reactor
         self._synchronous = synchronous
@@ -179,8 +183,9 @@ class SQLiteJobStore:
         if not events:
             return self._writer.run(lambda conn: [])
         now = Timeval.from_float(self._clock.seconds())
-        return self._writer.run(_transaction(batch.accept_batch(SQLITE, events, lines, now),
-                                             "BEGIN IMMEDIATE"))
+        work = batch.accept_batch(SQLITE, events, lines, now,
+                                  generated_at_clock=self._generated_at_clock)
+        return self._writer.run(_transaction(work, "BEGIN IMMEDIATE"))
 
     # --- reads ---
     def _read(self, work: Work) -> Deferred:
