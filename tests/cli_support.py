@@ -45,13 +45,29 @@ START_TIMEOUT = 30.0
 
 
 def real_server_answers_queries() -> bool:
-    """Whether ``twistd lb-server`` wires a legacy query listener (lbtx/server/queries.py)."""
-    queries = REPO / "lbtx" / "server" / "queries.py"
-    tap = (REPO / "lbtx" / "server" / "tap.py").read_text()
-    return queries.is_file() and "queries" in tap
+    """Whether the committed ``twistd lb-server`` wires its legacy query listener
+    (``lbtx/server/queries.py`` used by ``tap.py`` at HEAD); work in progress in the
+    working tree does not count."""
+    try:
+        tap = subprocess.run(["git", "-C", str(REPO), "show", "HEAD:lbtx/server/tap.py"],
+                             capture_output=True, text=True, timeout=10)
+        tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "--error-unmatch",
+                                  "lbtx/server/queries.py"], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return tap.returncode == 0 and tracked.returncode == 0 and "queries" in tap.stdout
 
 
-SERVER_KINDS = ["fake"] + (["real"] if real_server_answers_queries() else [])
+def _server_kinds() -> list[str]:
+    """``LBTX_CLI_TEST_SERVERS=fake,real`` chooses; by default the fake, and the real
+    server once it answers queries."""
+    chosen = os.environ.get("LBTX_CLI_TEST_SERVERS")
+    if chosen:
+        return [k for k in chosen.split(",") if k in ("fake", "real")]
+    return ["fake"] + (["real"] if real_server_answers_queries() else [])
+
+
+SERVER_KINDS = _server_kinds()
 
 
 def free_port_pair() -> int:
@@ -303,12 +319,26 @@ class CannedServer:
             return
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        except OSError:
+            pass
         self.sock.close()
         for c in self._conns:
             try:
                 c.close()
             except OSError:
                 pass
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (and ``port - 1`` exists)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port > 1:
+            return port
 
 
 def canned_answer(status: int, reason: str, body: str) -> bytes:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from cli_support import (BIN, SERVER_KINDS, WMS_CHAIN, CannedServer, Chain, canned_answer,
+from cli_support import (closed_port, BIN, SERVER_KINDS, WMS_CHAIN, CannedServer, Chain, canned_answer,
                          command_env, register, run, send, start_server)
 from conftest import SCENARIOS, SPEC
 from legacy_query_support import replay_scenario
@@ -213,9 +213,7 @@ def test_argv0_as_invoked():
 
 def test_unreachable_server_fails_fast():
     """Nobody listening: 'Connection refused' at once, exit 1."""
-    canned = CannedServer(None)
-    port = canned.port
-    canned.close()
+    port = closed_port()
     t0 = time.monotonic()
     r = run(PROG, f"https://127.0.0.1:{port}/q7Xk2mVb0Lr9T1aZcW3eYg")
     assert time.monotonic() - t0 < 5

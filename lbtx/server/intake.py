@@ -9,7 +9,8 @@ reason and loses nothing else of its batch.
 
 Events carry the sender's identity in ``DG.USER`` (the local logger inserts it).
 A record without ``DG.USER`` gets the identity of the connection's peer, which is
-what direct logging to the server means.
+what direct logging to the server means; it is stored as rewritten with that
+``DG.USER``, so that every stored record names its sender.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class IntakeHandler:
                 text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
                 ev = ulm.parse(text, max_length=self._max_line)
                 if ev.user is None:
+                    # the stored record must name its sender like every other one
                     ev.user = peer_identity
+                    text = ulm.format(ev, newline=False)
                 ev.validate()
             except LBFormatError as e:
                 results[i] = Result.invalid(str(e), e.code)
