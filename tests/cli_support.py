@@ -131,12 +131,17 @@ def _wait_listening(proc, ports, log: Path) -> None:
             time.sleep(0.05)
 
 
-def start_server(kind: str, tmp: Path, identity: str = IDENTITY) -> LBServer:
+def start_server(kind: str, tmp: Path, identity: str = IDENTITY, *,
+                 unix_prefix: str | None = None) -> LBServer:
+    """``unix_prefix``: also listen on ``<prefix>serve.sock`` and ``<prefix>store.sock``."""
     port = free_port_pair()
     env = dict(os.environ, PYTHONPATH=str(REPO))
     log = tmp / f"server-{kind}.log"
     if kind == "fake":
         cmd = [sys.executable, str(FAKE_SERVER), "--port", str(port), "--identity", identity]
+        if unix_prefix:
+            cmd += ["--unix-query", unix_prefix + "serve.sock",
+                    "--unix-store", unix_prefix + "store.sock"]
         proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=open(log, "w"),
                                 stderr=subprocess.STDOUT)
     else:
@@ -147,9 +152,28 @@ def start_server(kind: str, tmp: Path, identity: str = IDENTITY) -> LBServer:
                "--listen-store", f"tcp:{port + 1}:interface=127.0.0.1",
                "--server-name", f"127.0.0.1:{port}",
                "--peer-identity", identity]
+        if unix_prefix:
+            cmd += ["--listen-query", f"unix:{unix_prefix}serve.sock",
+                    "--listen-store", f"unix:{unix_prefix}store.sock"]
         proc = subprocess.Popen(cmd, cwd=tmp, env=env)
     _wait_listening(proc, [port, port + 1], log)
+    for name in (("serve.sock", "store.sock") if unix_prefix else ()):
+        _wait_unix(proc, unix_prefix + name, log)
     return LBServer(kind, port, proc, log, identity)
+
+
+def _wait_unix(proc, path: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no Unix socket {path}: "
+                                     f"{log.read_text() if log.exists() else ''}")
+            time.sleep(0.05)
 
 
 def command_env(server: LBServer | None = None, **extra: str) -> dict[str, str]:

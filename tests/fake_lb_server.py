@@ -5,7 +5,9 @@ Serves the legacy query protocol (the real :class:`LegacyQueryFactory` and
 ``legacy_query_support`` on ``127.0.0.1:PORT``, and event intake (the real
 :class:`BoxServerFactory` and :class:`IntakeHandler`) on ``PORT+1``, where each
 batch goes through :func:`lbtx.acceptance.accept` into the backend's in-memory
-table. Every peer of both ports gets the identity ``--identity``. It prints
+table; ``--unix-query``/``--unix-store`` add the same listeners on Unix sockets
+(an L&B proxy's serve and store sockets). Every peer gets the identity
+``--identity``. It prints
 ``ready`` on stdout once both ports listen, and runs until killed.
 
     python tests/fake_lb_server.py --port 9000 --identity "/DC=org/CN=Alice"
@@ -24,7 +26,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from twisted.internet import defer, reactor  # noqa: E402
-from twisted.internet.endpoints import TCP4ServerEndpoint  # noqa: E402
+from twisted.internet.endpoints import TCP4ServerEndpoint, UNIXServerEndpoint  # noqa: E402
 
 from legacy_query_support import ReplayBackend  # noqa: E402
 from lbtx.acceptance import accept  # noqa: E402
@@ -48,6 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--identity", required=True)
+    parser.add_argument("--unix-query", help="also serve queries on this Unix socket")
+    parser.add_argument("--unix-store", help="also take events on this Unix socket")
     args = parser.parse_args()
     backend = ReplayBackend()
     service = QueryService(backend, server=("127.0.0.1", args.port), clock=reactor)
@@ -59,6 +63,10 @@ def main() -> None:
     def start():
         yield TCP4ServerEndpoint(reactor, args.port, interface="127.0.0.1").listen(queries)
         yield TCP4ServerEndpoint(reactor, args.port + 1, interface="127.0.0.1").listen(store)
+        if args.unix_query:
+            yield UNIXServerEndpoint(reactor, args.unix_query).listen(queries)
+        if args.unix_store:
+            yield UNIXServerEndpoint(reactor, args.unix_store).listen(store)
         print("ready", flush=True)
 
     def failed(f):
