@@ -95,21 +95,21 @@ def run_baseline(directory: str, lines: list[bytes], batch: int, events: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=40000, help="events per measurement")
+    parser.add_argument("--events", type=int, default=20000, help="events per measurement")
     parser.add_argument("--producers", default="1,16", help="comma-separated producer counts")
     parser.add_argument("--jobs", type=int, default=1, help="jobs (files) per producer")
     parser.add_argument("--dir", default=None, help="where to put the spool (a temp dir in it)")
-    parser.add_argument("--rounds", type=int, default=3, help="measurements per figure (median)")
+    parser.add_argument("--rounds", type=int, default=7, help="measurements per figure (median)")
     args = parser.parse_args()
     counts = [int(c) for c in args.producers.split(",")]
 
     async def measure(reactor):
         base = tempfile.mkdtemp(prefix="lbtx-bench-spool-", dir=args.dir)
         try:
-            print(f"spool bench in {base}: {args.events} events per run (5000 for 1 producer),"
+            print(f"spool bench in {base}: {args.events} events per run (3000 for 1 producer),"
                   f" {args.jobs} job(s) per producer")
             for n in counts:
-                events = args.events if n > 1 else min(args.events, 5000)
+                events = args.events if n > 1 else min(args.events, 3000)
                 rates, batches, baselines = [], [], []
                 for r in range(args.rounds):  # interleaved, so both see the same disk load
                     spool_dir = os.path.join(base, f"spool-{n}-{r}")
@@ -121,10 +121,13 @@ def main() -> None:
                     shutil.rmtree(spool_dir)
                 rate, mean_batch, baseline = (statistics.median(x) for x in
                                               (rates, batches, baselines))
+                # each round's ratio compares two runs made back to back, under the same
+                # load of the disk; their median is steadier than a ratio of medians
+                ratio = statistics.median(r / b for r, b in zip(rates, baselines))
                 print(f"{n:3d} producers: {rate:9.0f} durable appends/s, mean batch "
                       f"{mean_batch:6.1f} lines | baseline (1 file, fdatasync per "
                       f"{round(mean_batch)} lines) {baseline:9.0f} events/s | "
-                      f"{100 * rate / baseline:5.1f}% of baseline  (medians of {args.rounds})")
+                      f"{100 * ratio:5.1f}% of baseline  (medians of {args.rounds} rounds)")
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
