@@ -4,11 +4,13 @@ states, and the error paths with their (quirky) exit statuses."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cli_support import (SERVER_KINDS, WMS_CHAIN, Chain, closed_port, command_env, register,
                          run, send, start_server)
-from conftest import SCENARIOS
+from conftest import SCENARIOS, SPEC
 from lbtx import ulm
 from lbtx.seqcode import GliteSeqCode
 from scenario_support import load, scenario_lines
@@ -58,6 +60,19 @@ def test_job_log_layout(lb_server, walked):
     # every RegJob field is written, the unset ones as ""
     assert reg.endswith('DG.REGJOB.NS="NS" DG.REGJOB.PARENT="" DG.REGJOB.JOBTYPE="SIMPLE" '
                         'DG.REGJOB.NSUBJOBS="0" DG.REGJOB.SEED="" DG.REGJOB.WMS_DN=""')
+    assert _keys(reg) == _keys(documented_regjob())
+
+
+def _keys(line: str) -> list[str]:
+    return re.findall(r'(?:^| )([A-Z][A-Z._]*)=', line)
+
+
+def documented_regjob() -> str:
+    """The RegJob line of cli.md §3.5's job_log example."""
+    text = (SPEC / "cli.md").read_text()
+    start = text.index("### 3.5 glite-lb-job_log")
+    return next(ln for ln in text[start:].splitlines() if ln.startswith("DATE=")
+                and 'DG.EVNT="RegJob"' in ln)
 
 
 def test_job_log_repeat(lb_server, walked):
