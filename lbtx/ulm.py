@@ -448,9 +448,18 @@ def format(ev: Event, *, newline: bool = True) -> str:
     parts.append('DG.SOURCE="' + ev.source.text + '"')
     if ev.src_instance is not None:
         parts.append('DG.SRC_INSTANCE="' + h["src_instance"](ev.src_instance) + '"')
-    parts.append('DG.EVNT="' + ev.type_name + '"')
-    parts.append('DG.JOBID="' + h["job_id"](ev.job_id) + '"')
-    parts.append('DG.SEQCODE="' + h["seqcode"](ev.seqcode) + '"')
+    if ev.type_name == "Notification":
+        # the notification header (formats.md §9.8): DG.TYPE instead of DG.EVNT; the
+        # job's fields only when set
+        parts.append('DG.TYPE="notification"')
+        if ev.job_id is not None:
+            parts.append('DG.JOBID="' + h["job_id"](ev.job_id) + '"')
+        if ev.seqcode is not None:
+            parts.append('DG.SEQCODE="' + h["seqcode"](ev.seqcode) + '"')
+    else:
+        parts.append('DG.EVNT="' + ev.type_name + '"')
+        parts.append('DG.JOBID="' + h["job_id"](ev.job_id) + '"')
+        parts.append('DG.SEQCODE="' + h["seqcode"](ev.seqcode) + '"')
     if ev.user is not None:
         parts.append('DG.USER="' + h["user"](ev.user) + '"')
     for key, slot, fmt in _FORMATTERS[ev.type_name]:
