@@ -143,3 +143,22 @@ def test_bad_lines_are_invalid_and_lose_nothing(server):
     # the server keeps serving
     more = yield _send(port, good[3:5])
     assert [r.code for r in more] == [ResultCode.STORED] * 2
+
+
+@pytest_twisted.inlineCallbacks
+def test_undecodable_job_id_is_invalid_not_a_poisoned_batch(server):
+    """A record whose job id holds bytes that are not UTF-8 is refused alone; the
+    other events of its batch are stored."""
+    port, data, proc = server
+    good = scenario_lines(load(SCENARIOS / "P01-simple-job-full-life.json"))
+    bad = good[0].replace("9fNCdbnzCbuQZAX7wwrmrw", "9fNCdbnz\udcffQZAX7wwrmrw")
+    client = yield connect_box(TCP4ClientEndpoint(reactor, "127.0.0.1", port), clock=reactor)
+    try:
+        lines = [good[0].rstrip("\n").encode(),
+                 bad.rstrip("\n").encode("utf-8", "surrogateescape"),
+                 good[1].rstrip("\n").encode()]
+        results = yield client.send_batch(lines)
+    finally:
+        client.transport.loseConnection()
+    assert [r.code for r in results] == [ResultCode.STORED, ResultCode.INVALID, ResultCode.STORED]
+    assert "UTF-8" in results[1].reason

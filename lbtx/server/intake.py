@@ -27,6 +27,19 @@ from lbtx.protocols.interfaces import IBatchHandler
 __all__ = ["IntakeHandler"]
 
 
+def _check_ids_encodable(ev) -> None:
+    """Job ids are keys of the store and must be valid UTF-8 text; a record read
+    from undecodable bytes would otherwise fail its whole batch in the store."""
+    ids = [ev.job_id] + [getattr(ev, a.py_name) for a in ev.attr_specs if a.type == "jobid"]
+    for jid in ids:
+        if jid is None:
+            continue
+        try:
+            str(jid).encode("utf-8")
+        except UnicodeEncodeError:
+            raise LBFormatError("a job id is not valid UTF-8", code="BAD_JOBID") from None
+
+
 @implementer(IBatchHandler)
 class IntakeHandler:
     """Parses, validates and stores batches of events.
@@ -54,6 +67,7 @@ class IntakeHandler:
                     ev.user = peer_identity
                     text = ulm.format(ev, newline=False)
                 ev.validate()
+                _check_ids_encodable(ev)
             except LBFormatError as e:
                 results[i] = Result.invalid(str(e), e.code)
                 continue
