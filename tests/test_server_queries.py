@@ -230,7 +230,7 @@ async def test_flags(backend, store):
     plain = await backend.job_status(P10.job_id, StatusFlag.NONE, ALICE)
     assert plain.children is None and plain.children_hist is None and plain.history is None
     leaf = await backend.job_status(P09.job_id, flags, ALICE)
-    assert leaf.children == [] and leaf.children_hist == [0] * len(JobState)
+    assert leaf.children is None and leaf.children_hist == [0] * len(JobState)
     assert leaf.children_states == []
     answer = await backend.query_jobs(by_id(P10.job_id), StatusFlag.NO_STATES, ResultLimit(),
                                       ALICE)

@@ -11,6 +11,8 @@ import os
 
 from twisted.python import usage
 
+from lbtx.server.queries import HardLimits
+
 MEGABYTE = 1024 * 1024
 SECOND = 1.0
 
@@ -22,6 +24,7 @@ DEFAULT_MAX_FRAME = 16 * MEGABYTE
 DEFAULT_MAX_CONNECTIONS = 1000
 DEFAULT_IDLE_TIMEOUT = 60 * SECOND
 DEFAULT_REQUEST_TIMEOUT = 120 * SECOND
+DEFAULT_LIMITS = HardLimits()  # no hard limits
 
 
 def _positive_int(name):
@@ -34,6 +37,19 @@ def _positive_int(name):
             raise usage.UsageError(f"--{name} must be positive")
         return value
     return convert
+
+
+def _hard_limits(text):
+    try:
+        return HardLimits.parse(text)
+    except ValueError as e:
+        raise usage.UsageError(f"--limits: {e}") from None
+
+
+def _no_index(text):
+    if text not in ("0", "1", "2"):
+        raise usage.UsageError(f"--no-index takes 0, 1 or 2, not {text!r}")
+    return int(text)
 
 
 def _positive_float(name):
@@ -77,6 +93,10 @@ class ServerOptions(usage.Options):
                                     "(default: this host on the query port)"],
         ["peer-identity", None, "anonymous", "identity given to peers of plaintext "
                                              "connections (tests and trials)"],
+        ["limits", "L", DEFAULT_LIMITS, "hard limits on one query answer, events:jobs[:size] "
+                                        "(0: none; the size part is unused)", _hard_limits],
+        ["no-index", "x", 0, "index rule of job queries: 0 enforced, 1 super-users exempt, "
+                             "2 off", _no_index],
     ]
 
     def __init__(self):

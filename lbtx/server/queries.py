@@ -72,6 +72,9 @@ class HardLimits:
             raise ValueError(f"limits cannot be negative: {text!r}")
         return cls(events=events, jobs=jobs)
 
+    def __str__(self) -> str:
+        return f"{self.events}:{self.jobs}"
+
 
 def _cap(limit: ResultLimit, hard: int) -> int | None:
     """The effective limit of an answer, None for no limit."""
@@ -210,7 +213,7 @@ class StoreQueryBackend:
         """The :class:`JobView` of a record with what ``flags`` ask for."""
         view = JobView(record.status)
         if flags & StatusFlag.CHILDREN:
-            view.children = list(record.children)
+            view.children = list(record.children) or None  # none: not written
         wants_children = flags & (StatusFlag.CHILDHIST_THOROUGH | StatusFlag.CHILDSTAT)
         children = []
         if wants_children and record.children:

@@ -2,20 +2,27 @@
 
 One :class:`~twisted.application.service.MultiService`: the job store, and behind
 it a listener per ``--listen-store`` endpoint (event intake over the box protocol
-or the legacy interlogger framing).
+or the legacy interlogger framing) and a listener per ``--listen-query`` endpoint
+(the legacy query protocol and the JSON API under ``/api/``, both answered by one
+:class:`~lbtx.server.queries.StoreQueryBackend`).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
 from lbtx.protocols.box.server import STORE_PORT_FRAMINGS, BoxServerFactory, ServerLimits, fixed_identity
+from lbtx.protocols.legacy_query.service import QueryService
+from lbtx.server.api import JsonApi
 from lbtx.server.intake import IntakeHandler
-from lbtx.server.options import ServerOptions
+from lbtx.server.options import DEFAULT_QUERY_ENDPOINT, ServerOptions
+from lbtx.server.queries import StoreQueryBackend
+from lbtx.server.query_port import QueryPortFactory, QueryPortHandler
 from lbtx.server.service import StoreService
 from lbtx.server.store import open_store
 
@@ -48,4 +55,35 @@ def makeService(options, reactor=None) -> MultiService:
     for description in options["listen-store"]:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, factory).setServiceParent(store_service)
+    query_factory = _query_factory(options, store, reactor)
+    for description in options["listen-query"]:
+        endpoint = serverFromString(reactor, description)
+        StreamServerEndpointService(endpoint, query_factory).setServiceParent(store_service)
     return top
+
+
+def server_name(options) -> tuple[str, int]:
+    """``(host, port)`` this server owns job ids for: ``--server-name``, else this
+    host on the port of the first query endpoint (9000 when it has none)."""
+    if options["server-name"]:
+        host, _, port = options["server-name"].rpartition(":")
+        if host and port.isdigit():
+            return host, int(port)
+        return options["server-name"], 9000
+    first = (options["listen-query"] or [DEFAULT_QUERY_ENDPOINT])[0].split(":")
+    port = next((int(p) for p in first[1:3] if p.isdigit()), 9000)
+    return socket.getfqdn(), port
+
+
+def _query_factory(options, store, reactor) -> QueryPortFactory:
+    """The query port: legacy protocol and JSON API over one store backend."""
+    backend = StoreQueryBackend(store, superusers=options["superuser"],
+                                noauth=bool(options["noauth"]), hard_limits=options["limits"],
+                                no_index=options["no-index"])
+    server = server_name(options)
+    timeout = options["request-timeout"]
+    handler = QueryPortHandler(
+        QueryService(backend, server=server, clock=reactor, request_timeout=timeout),
+        JsonApi(backend, server=server, clock=reactor, request_timeout=timeout))
+    return QueryPortFactory(handler, reactor, plaintext_identity=options["peer-identity"],
+                            idle_timeout=options["idle-timeout"], budget=timeout)

@@ -145,9 +145,10 @@ _COLUMN = {Operation.QUERY: 0, Operation.JOB_STATUS: 1, Operation.PURGE: 2, Oper
            Operation.INDEXED_ATTRS: 6}
 _USER_JOBS = {E.OK: 200, E.ENOENT: 404, E.EPERM: 401, E.EIDRM: 410, E.NOINDEX: 503}
 
-#: the fixed reason phrase of every status the server sends (§7.1)
+#: the fixed reason phrase of every status the server sends (§7.1; 403 for the JSON API)
 REASONS = {
-    200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+    200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+    404: "Not Found",
     405: "Method Not Allowed", 410: "Gone", 415: "Unsupported Media Type",
     500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
     579: "Invalid Data",
