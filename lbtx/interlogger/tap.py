@@ -1,0 +1,49 @@
+"""``twistd lb-interlogger``: the interlogger alone, over a logger's spool.
+
+One :class:`~lbtx.interlogger.service.DeliveryService` running a
+:class:`~lbtx.interlogger.delivery.SpoolDelivery` over a
+:class:`~lbtx.interlogger.box_channel.BoxDeliveryConnector`: one queue per
+destination server (the store port of the job id), positions and quarantine as
+docs/interlogger.md describes. It learns of new events by rescanning the spool
+(``--rescan-period``); run inside ``twistd lb-logger`` it also hears of each batch.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.application.service import MultiService
+
+from lbtx.interlogger.box_channel import BoxDeliveryConnector
+from lbtx.interlogger.delivery import SpoolDelivery
+from lbtx.interlogger.options import InterloggerOptions, delivery_config
+from lbtx.interlogger.service import DeliveryService
+
+Options = InterloggerOptions
+
+__all__ = ["Options", "make_delivery_service", "makeService"]
+
+
+def _default_reactor():
+    from twisted.internet import reactor
+    return reactor
+
+
+def make_delivery_service(options, spool_dir: str, reactor) -> DeliveryService:
+    """The delivery of ``spool_dir`` with the interlogger ``options`` (shared with
+    ``twistd lb-logger``)."""
+    config = delivery_config(options)
+    connector = BoxDeliveryConnector(reactor, template=options["destination-template"],
+                                     connect_timeout=options["connect-timeout"],
+                                     request_timeout=options["ack-timeout"])
+    delivery = SpoolDelivery(spool_dir, connector, clock=reactor, reactor=reactor, config=config)
+    return DeliveryService(delivery, reactor, spool_dir)
+
+
+def makeService(options, reactor=None) -> MultiService:
+    """Build the interlogger from parsed :class:`InterloggerOptions`."""
+    reactor = reactor or _default_reactor()
+    os.makedirs(options["spool"], exist_ok=True)
+    top = MultiService()
+    make_delivery_service(options, options["spool"], reactor).setServiceParent(top)
+    return top

@@ -1,0 +1,103 @@
+"""The local logger's batch handler: validate, stamp, append durably, answer.
+
+:class:`SpoolingHandler` is the :class:`~lbtx.protocols.interfaces.IBatchHandler`
+behind the logger's port (box protocol and legacy ``DGLOG``). For each line it
+
+1. parses and validates the event (:func:`lbtx.ulm.parse`); a bad line is answered
+   ``invalid`` with the reason and nothing of it is stored;
+2. stamps it: a record without ``DG.USER`` gets the peer's identity (the Unix
+   user on the local socket, the certificate subject under TLS, the configured
+   identity on plain TCP);
+3. appends it to the job's spool file (:meth:`lbtx.logger.spool.Spool.append`).
+
+The answer comes only after every append of the batch fired, i.e. the lines are
+on disk. If any append fails (disk full, read-only spool) the whole batch fails
+with that :class:`~lbtx.logger.errors.SpoolWriteError`: the producer gets an
+error (``ENOSPC`` on the DGLOG framing, a retryable ``internal`` error on the box
+protocol), never OK. Lines of the batch that did reach the disk are delivered
+anyway; the producer's resend is a duplicate the server drops.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from lbtx import ulm
+from lbtx.errors import LBFormatError
+from lbtx.gss.errors import NoPeerIdentityError
+from lbtx.gss.peer import peer_identity
+from lbtx.protocols.box.messages import Result, ResultCode
+from lbtx.protocols.interfaces import IBatchHandler
+
+__all__ = ["SpoolingHandler", "peer_identifier"]
+
+
+def peer_identifier(configured: str):
+    """An ``identify(transport) -> str`` for the logger's ports: the proven identity
+    of the peer (Unix peer credentials, TLS, Kerberos), else ``configured``."""
+
+    def identify(transport) -> str:
+        try:
+            return peer_identity(transport).display
+        except NoPeerIdentityError:
+            return configured
+    return identify
+
+
+@implementer(IBatchHandler)
+class SpoolingHandler:
+    """Appends the valid events of each batch to ``spool`` (a started
+    :class:`~lbtx.logger.spool.Spool`).
+
+    :param max_line: the longest record accepted, in characters.
+    """
+
+    log = Logger()
+
+    def __init__(self, spool, *, max_line: int = ulm.DEFAULT_MAX_LENGTH):
+        self._spool = spool
+        self._max_line = max_line
+
+    def stamp(self, peer_identity: str, raw: bytes) -> tuple:
+        """``(job id, record text)`` of one line, stamped; raises LBFormatError."""
+        text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+        ev = ulm.parse(text, max_length=self._max_line)
+        if ev.user is None:
+            ev.user = peer_identity
+            text = ulm.format(ev, newline=False)
+        ev.validate()
+        return ev.job_id, text
+
+    def handle_batch(self, peer_identity, lines):
+        """See :meth:`IBatchHandler.handle_batch`."""
+        results: list[Result | None] = [None] * len(lines)
+        appends, where = [], []
+        for i, raw in enumerate(lines):
+            try:
+                job_id, text = self.stamp(peer_identity, raw)
+            except LBFormatError as e:
+                results[i] = Result.invalid(str(e), e.code)
+                continue
+            appends.append(self._spool.append(job_id, text.encode("utf-8", "surrogateescape")))
+            where.append(i)
+        invalid = len(lines) - len(appends)
+        if invalid:
+            self.log.info("{count} invalid event(s) from {peer}", count=invalid, peer=peer_identity)
+        if not appends:
+            return defer.succeed(results)
+        d = defer.gatherResults(appends, consumeErrors=True)
+
+        def appended(_):
+            for i in where:
+                results[i] = Result(ResultCode.STORED)
+            return results
+
+        def failed(failure):
+            if failure.check(defer.FirstError):
+                failure = failure.value.subFailure
+            self.log.warn("cannot spool events from {peer}: {error}", peer=peer_identity,
+                          error=failure.getErrorMessage())
+            return failure
+        return d.addCallbacks(appended, failed)

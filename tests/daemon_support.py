@@ -1,0 +1,76 @@
+"""Running lbtx daemons as real ``twistd -n`` processes in tests.
+
+:func:`start_daemon` starts one and waits until it accepts connections (a TCP
+port or a Unix socket); :func:`stop_daemon` stops it with SIGTERM (or SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _connects(address) -> bool:
+    try:
+        if isinstance(address, int):
+            socket.create_connection(("127.0.0.1", address), timeout=0.5).close()
+        else:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(0.5)
+                s.connect(str(address))
+        return True
+    except OSError:
+        return False
+
+
+def start_daemon(name: str, args: list[str], workdir: Path, wait_for, *, tag: str | None = None,
+                 timeout: float = 30.0) -> subprocess.Popen:
+    """``twistd -n NAME ARGS`` in ``workdir``, once ``wait_for`` (a TCP port or a
+    Unix socket path) accepts connections; its log is ``workdir/TAG.log``."""
+    tag = tag or name
+    log = workdir / f"{tag}.log"
+    pidfile = workdir / f"{tag}.pid"
+    if pidfile.exists():
+        pidfile.unlink()  # a killed daemon leaves its pid file behind
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([TWISTD, "-n", "--logfile", str(log), "--pidfile", str(pidfile),
+                             name, *args], cwd=workdir, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _connects(wait_for):
+            return proc
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited {proc.returncode}:\n"
+                                 + (log.read_text() if log.exists() else ""))
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"{name} did not listen within {timeout} s:\n"
+                         + (log.read_text() if log.exists() else ""))
+
+
+def stop_daemon(proc: subprocess.Popen, *, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL) and wait."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,114 @@
+"""The local logger: its batch handler over a real spool, and ``twistd lb-logger``
+as a process on a Unix socket (box protocol and legacy DGLOG)."""
+
+from __future__ import annotations
+
+import errno
+import getpass
+import socket
+import struct
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.python import usage
+
+from daemon_support import start_daemon, stop_daemon
+from lbtx.logger.errors import SpoolFullError
+from lbtx.logger.handler import SpoolingHandler
+from lbtx.logger.options import LoggerOptions
+from lbtx.logger.spool import Spool
+from lbtx.protocols.box.client import connect_box
+from lbtx.protocols.box.messages import ResultCode
+from lbtx.protocols.legacy_framing.dglog import encode_dglog
+from spool_support import event_files, jobid, read_lines, record, records_of
+
+
+def _without_user(line: bytes) -> bytes:
+    return line.replace(b' DG.USER="/DC=org/CN=Alice"', b"")
+
+
+@pytest_twisted.inlineCallbacks
+def test_handler_stamps_validates_and_spools(tmp_path):
+    spool = Spool(str(tmp_path / "spool"), reactor=reactor)
+    yield spool.start()
+    try:
+        handler = SpoolingHandler(spool)
+        lines = [record(jobid(1), 1), _without_user(record(jobid(1), 2)), b"not ULM at all",
+                 record(jobid(2), 3)]
+        results = yield handler.handle_batch("unix:carol", lines)
+    finally:
+        yield spool.close()
+    assert [r.code for r in results] == [ResultCode.STORED, ResultCode.STORED,
+                                         ResultCode.INVALID, ResultCode.STORED]
+    assert results[2].detail == "BROKEN_ULM"
+    files = event_files(tmp_path / "spool")
+    assert len(files) == 2
+    spooled = [r for name in files for r in records_of(read_lines(tmp_path / "spool" / name))]
+    assert len(spooled) == 3
+    assert sum(b'DG.USER="unix:carol"' in r for r in spooled) == 1   # only where it was unset
+    assert sum(b'DG.USER="/DC=org/CN=Alice"' in r for r in spooled) == 2
+
+
+class _FullSpool:
+    def append(self, jobid, record):
+        return defer.fail(SpoolFullError(errno.ENOSPC, "No space left on device", "/spool/x"))
+
+
+@pytest_twisted.inlineCallbacks
+def test_handler_fails_the_batch_when_the_disk_is_full():
+    handler = SpoolingHandler(_FullSpool())
+    with pytest.raises(SpoolFullError) as caught:
+        yield handler.handle_batch("anonymous", [record(jobid(1), 1)])
+    assert caught.value.errno == errno.ENOSPC
+
+
+def test_options_defaults_and_port(tmp_path):
+    options = LoggerOptions()
+    options.parseOptions(["--data-dir", str(tmp_path), "-p", "9002"])
+    assert options["spool"] == str(tmp_path / "spool")
+    assert options.endpoints() == [f"unix:{tmp_path}/logger.sock:mode=666:lockfile=1", "tcp:9002"]
+    with pytest.raises(usage.UsageError):
+        LoggerOptions().parseOptions(["--no-socket"])
+    with pytest.raises(usage.UsageError):
+        LoggerOptions().parseOptions(["--destination-template", "tcp:{host}"])
+
+
+@pytest.fixture
+def logger(tmp_path):
+    sock = tmp_path / "data" / "logger.sock"
+    proc = start_daemon("lb-logger", ["--data-dir", str(tmp_path / "data"), "--no-interlogger"],
+                        tmp_path, sock, tag="logger")
+    yield sock, tmp_path / "data" / "spool", proc
+    stop_daemon(proc)
+
+
+def _dglog(sock_path, line: bytes) -> int:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(sock_path))
+        s.sendall(encode_dglog(line))
+        answer = b""
+        while len(answer) < 4:
+            chunk = s.recv(4 - len(answer))
+            assert chunk, "the logger closed without answering"
+            answer += chunk
+    return struct.unpack("<i", answer)[0]
+
+
+@pytest_twisted.inlineCallbacks
+def test_lb_logger_process_box_and_dglog(logger):
+    sock, spool, proc = logger
+    client = yield connect_box(UNIXClientEndpoint(reactor, str(sock)), clock=reactor)
+    try:
+        results = yield client.send_batch([_without_user(record(jobid(1), 1)), b"DATE=x"])
+    finally:
+        client.transport.loseConnection()
+    assert [r.code for r in results] == [ResultCode.STORED, ResultCode.INVALID]
+    assert _dglog(sock, _without_user(record(jobid(1), 2))) == 0
+    assert _dglog(sock, b'DATE=20240301121500.000000 DG.EVNT="Nonsense"') != 0
+    lines = records_of(read_lines(spool / event_files(spool)[0]))
+    assert len(lines) == 2
+    assert all(f'DG.USER="unix:{getpass.getuser()}"'.encode() in ln for ln in lines)
+
