@@ -74,3 +74,44 @@ def stop_daemon(proc: subprocess.Popen, *, kill: bool = False) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def free_port_pair() -> int:
+    """A port N such that N and N+1 are both free (queries on N, store on N+1)."""
+    for _ in range(200):
+        port = free_port()
+        if port < 65535 and not _connects(port + 1):
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+def start_server(workdir: Path, query_port: int, *, data: Path | None = None,
+                 identity: str = "/DC=org/DC=example/CN=Test Interlogger") -> subprocess.Popen:
+    """``twistd lb-server`` on SQLite under ``data``: queries on ``query_port``, store
+    on the next port (as job ids of ``127.0.0.1:query_port`` expect)."""
+    data = data or workdir / "server-data"
+    return start_daemon("lb-server", [
+        "--data-dir", str(data),
+        "--listen-store", f"tcp:{query_port + 1}:interface=127.0.0.1",
+        "--listen-query", f"tcp:{query_port}:interface=127.0.0.1",
+        "--server-name", f"127.0.0.1:{query_port}",
+        "--peer-identity", identity], workdir, query_port + 1, tag="server")
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def spool_empty(spool: Path) -> bool:
+    """Every event file of the spool was delivered and removed."""
+    return spool.is_dir() and not any(n.endswith(".ulm") for n in os.listdir(spool))

@@ -1,0 +1,103 @@
+"""``twistd lb-interlogger`` as a process: it delivers a logger's spool to a real
+``twistd lb-server``, which then holds the states ``lbtx replay`` computes; an
+event logged while the server is down is delivered when it returns."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.python import usage
+
+from conftest import SCENARIOS
+from daemon_support import (free_port_pair, spool_empty, start_daemon, start_server, stop_daemon,
+                            wait_until)
+from lbtx.interlogger.options import InterloggerOptions, delivery_config
+from lbtx.protocols.box.client import connect_box
+from lbtx.protocols.box.messages import ResultCode
+from lbtx.replay import Replay
+from lbtx.server.store import open_store
+from lbtx.status import to_json
+from scenario_support import load, scenario_lines
+
+SCENARIO = "P01-simple-job-full-life.json"
+
+
+def scenario_for(port: int, name: str = SCENARIO) -> list[str]:
+    """The scenario's records with its job ids moved to the server on ``port``."""
+    scenario = load(SCENARIOS / name)
+    for alias, job in scenario["jobs"].items():
+        scenario["jobs"][alias] = "https://127.0.0.1:%d/%s" % (port, job.rsplit("/", 1)[1])
+    return scenario_lines(scenario)
+
+
+def replayed(lines) -> dict:
+    replay = Replay()
+    for _ in replay.feed_stream(io.StringIO("".join(lines)), "all"):
+        pass
+    return {str(rec.job_id): to_json(rec.status) for rec in replay.jobs()}
+
+
+@defer.inlineCallbacks
+def stored_statuses(db_path, job_ids):
+    store = open_store("sqlite:///" + str(db_path), reactor)
+    yield store.start()
+    try:
+        out = {}
+        for job_id in job_ids:
+            rec = yield store.job_status(job_id)
+            out[job_id] = to_json(rec.status)
+    finally:
+        yield store.stop()
+    return out
+
+
+@defer.inlineCallbacks
+def log_through(sock, lines):
+    client = yield connect_box(UNIXClientEndpoint(reactor, str(sock)), clock=reactor)
+    try:
+        results = yield client.send_batch([ln.rstrip("\n").encode() for ln in lines])
+    finally:
+        client.transport.loseConnection()
+    assert [r.code for r in results] == [ResultCode.STORED] * len(lines)
+
+
+def test_options():
+    options = InterloggerOptions()
+    options.parseOptions(["-d", "/tmp/x", "--backoff-max", "0.5", "--destination-template",
+                          "lbtls:{host}:{port}"])
+    assert options["spool"] == "/tmp/x/spool"
+    config = delivery_config(options)
+    assert config.queue_policy.backoff.maximum == 0.5
+    with pytest.raises(usage.UsageError):
+        InterloggerOptions().parseOptions(["--destination-template", "tcp:{port}"])
+
+
+@pytest_twisted.inlineCallbacks
+def test_lb_interlogger_delivers_the_spool_to_lb_server(tmp_path):
+    port = free_port_pair()
+    data = tmp_path / "logger-data"
+    sock = data / "logger.sock"
+    lines = scenario_for(port)
+    logger = start_daemon("lb-logger", ["-d", str(data), "--no-interlogger"], tmp_path, sock,
+                          tag="logger")
+    server = interlogger = None
+    try:
+        # the server is down: the logger still answers at once, the interlogger waits
+        yield log_through(sock, lines[:3])
+        interlogger = start_daemon("lb-interlogger", [
+            "-d", str(data), "--rescan-period", "0.2", "--backoff-max", "0.3"],
+            tmp_path, sock, tag="interlogger")
+        server = start_server(tmp_path, port)
+        yield log_through(sock, lines[3:])
+        wait_until(lambda: spool_empty(data / "spool"), what="delivery of the spool")
+    finally:
+        for proc in (interlogger, logger, server):
+            if proc is not None:
+                stop_daemon(proc)
+    expected = replayed(lines)
+    stored = yield stored_statuses(tmp_path / "server-data" / "lbtx.sqlite", sorted(expected))
+    assert stored == expected
