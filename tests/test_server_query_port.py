@@ -13,6 +13,7 @@ from twisted.python.usage import UsageError
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs
 from zope.interface import directlyProvides
 
 from lbtx.gss.identity import Identity
@@ -122,6 +123,7 @@ def test_make_service_listens_for_queries_behind_the_store(tmp_path):
     assert backend.policy.noauth and backend.policy.superusers == (ALICE,)
     assert backend.hard_limits == HardLimits(events=100, jobs=10) and backend.no_index == 1
     assert handler.legacy._server == ("lb.example.org", 9000)
+    assert query[0].factory.max_connections == 1000
     for service in query:  # what the StoreService does once the store is open
         service.startService()
     assert [(port, iface) for port, _, _, iface in reactor.tcpServers] == [(19100, "127.0.0.1")]
@@ -145,3 +147,20 @@ def test_query_options(tmp_path):
     for bad in (["--limits", "5"], ["--limits", "a:b"], ["--no-index", "3"]):
         with pytest.raises(UsageError):
             _options(tmp_path, *bad)
+
+
+def test_connections_over_the_limit_are_refused():
+    """--max-connections: one more is closed at once; a closed one frees its place."""
+    clock = Clock()
+    backend = ReplayBackend(noauth=True)
+    server = ("lb.example.org", 9000)
+    handler = QueryPortHandler(QueryService(backend, server=server, clock=clock),
+                               JsonApi(backend, server=server, clock=clock))
+    factory = QueryPortFactory(handler, clock, max_connections=2)
+    first, _ = _connect(factory)
+    _connect(factory)
+    with capturedLogs() as events:
+        assert factory.buildProtocol(None) is None
+    assert any("refusing" in e["log_format"] for e in events)
+    first.connectionLost(None)
+    assert factory.buildProtocol(None) is not None

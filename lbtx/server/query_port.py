@@ -59,6 +59,10 @@ class _QueryPortProtocol(LegacyQueryProtocol):
         self.caller = self.factory.caller_of(self.transport)
         super().connectionMade()
 
+    def connectionLost(self, reason=None) -> None:
+        self.factory.open_connections -= 1
+        super().connectionLost(reason)
+
 
 class QueryPortFactory(LegacyQueryFactory):
     """Builds the query port's protocols.
@@ -66,22 +70,32 @@ class QueryPortFactory(LegacyQueryFactory):
     :param handler: the :class:`QueryPortHandler` (or anything with its ``handle``).
     :param plaintext_identity: the identity of peers nothing authenticates
         (``--peer-identity``; None or ``anonymous``: anonymous callers).
+    :param max_connections: connections served at once (None: no limit); a
+        connection over the limit is closed at once, with a log line.
     :param options: the deadlines and limits of
         :class:`~lbtx.protocols.legacy_query.protocol.LegacyQueryProtocol`.
     """
 
     log = Logger()
 
-    def __init__(self, handler, clock, *, plaintext_identity: str | None = None, **options):
+    def __init__(self, handler, clock, *, plaintext_identity: str | None = None,
+                 max_connections: int | None = None, **options):
         super().__init__(handler, clock, **options)
         if plaintext_identity == "anonymous":
             plaintext_identity = None
         self.plaintext_identity = plaintext_identity
+        self.max_connections = max_connections
+        self.open_connections = 0
 
     def caller_of(self, transport) -> Caller | None:
         return transport_caller(transport, self.plaintext_identity)
 
     def buildProtocol(self, addr):
+        if self.max_connections is not None and self.open_connections >= self.max_connections:
+            self.log.warn("refusing query connection from {peer}: {count} connections open",
+                          peer=addr, count=self.open_connections)
+            return None
+        self.open_connections += 1
         p = _QueryPortProtocol(self.service, self.clock, **self.options)
         p.factory = self
         return p

@@ -86,4 +86,5 @@ def _query_factory(options, store, reactor) -> QueryPortFactory:
         QueryService(backend, server=server, clock=reactor, request_timeout=timeout),
         JsonApi(backend, server=server, clock=reactor, request_timeout=timeout))
     return QueryPortFactory(handler, reactor, plaintext_identity=options["peer-identity"],
+                            max_connections=options["max-connections"],
                             idle_timeout=options["idle-timeout"], budget=timeout)
