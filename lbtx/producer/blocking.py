@@ -1,0 +1,93 @@
+"""The blocking producer API: no reactor, plain sockets.
+
+::
+
+    producer = Producer(source="UserInterface")          # logger from the environment
+    job = producer.register(JobId.generate("lb.example.org", 9000), jdl="[...]")
+    producer.log(job, "Transfer", destination="NetworkServer", ...)  # -> new seqcode
+
+:meth:`Producer.log` returns once the logger has the event on disk;
+:meth:`Producer.register` once the job's server stored the registration (and the
+logger has its copy). Connections are kept open and reused; a reused connection
+that turns out dead is replaced once before the call fails.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from lbtx.producer.address import Address, server_address
+from lbtx.producer.context import JobContext, ProducerBase, default_user
+from lbtx.producer.errors import UnavailableError
+from lbtx.producer.wire import BlockingConnection
+from lbtx.schema import ENUMS
+
+__all__ = ["Producer"]
+
+
+class Producer(ProducerBase):
+    """Logs events through the local logger, blocking. Not thread-safe: use one per
+    thread. See :class:`~lbtx.producer.context.ProducerBase` for the parameters."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._connections: dict[Address, BlockingConnection] = {}
+
+    def log(self, ctx: JobContext, type_name: str, **attrs) -> str:
+        """Log one event of ``type_name`` (attributes by their Python names); return
+        the new sequence code. Raises RefusedError, UnavailableError, or
+        LBFormatError/TypeError for an event that does not validate (nothing sent)."""
+        return self._log(ctx, self._record(ctx, type_name, attrs, text=False))
+
+    def log_text(self, ctx: JobContext, type_name: str, attrs: Mapping[str, str]) -> str:
+        """:meth:`log` with attribute values as texts keyed by schema names."""
+        return self._log(ctx, self._record(ctx, type_name, attrs, text=True))
+
+    def register(self, job_id, *, seqcode: str | None = None, jobtype="SIMPLE", jdl: str = "",
+                 ns: str = "", nsubjobs: int = 0, seed: str | None = None, **attrs) -> JobContext:
+        """Register ``job_id``: the RegJob reaches the job's server (its store port)
+        before this returns, then the logger. Returns the job's context."""
+        ctx = self._registration_context(job_id, seqcode)
+        if isinstance(jobtype, str):
+            jobtype = ENUMS["RegJobJobtype"].from_text(jobtype)
+        line = self._record(ctx, "RegJob", dict(jobtype=jobtype, jdl=jdl, ns=ns,
+                                                 nsubjobs=nsubjobs, seed=seed, **attrs),
+                            text=False, user=self.user or default_user())
+        try:
+            self._check(self._send(server_address(ctx.job_id), [line]))
+            self._check(self._send(self.logger, [line]))
+        finally:
+            ctx.sequence.advance()
+        return ctx
+
+    def close(self) -> None:
+        """Close the open connections."""
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _log(self, ctx: JobContext, line: bytes) -> str:
+        try:
+            self._check(self._send(self.logger, [line]))
+        finally:
+            ctx.sequence.advance()
+        return ctx.seqcode
+
+    def _send(self, address: Address, lines):
+        connection = self._connections.get(address)
+        if connection is None:
+            connection = self._connections[address] = BlockingConnection(address,
+                                                                         timeout=self.timeout)
+        reused = connection.connected
+        try:
+            return connection.send(lines)
+        except UnavailableError as e:
+            if not reused or e.code is not None:
+                raise
+            return connection.send(lines)  # the kept connection had died: once more, afresh

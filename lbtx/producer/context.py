@@ -1,0 +1,95 @@
+"""What both producer APIs share: the job context and the record building.
+
+A :class:`JobContext` is one job as one component logs it: its id and its
+:class:`~lbtx.producer.sequence.Sequence`. :class:`ProducerBase` turns
+``(context, event type, attributes)`` into a validated ULM line, checks the
+results that come back, and advances the sequence after every attempt (formats.md
+§3.2: "after every logged event, successful or not").
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import Mapping, Sequence as Seq
+
+from lbtx import seqcode as _seqcode
+from lbtx.jobid import JobId
+from lbtx.producer.address import logger_address
+from lbtx.producer.errors import RefusedError, UnavailableError
+from lbtx.producer.records import make_record, record_from_text, source_of
+from lbtx.producer.sequence import Sequence
+from lbtx.producer.wire import DEFAULT_TIMEOUT
+
+__all__ = ["JobContext", "ProducerBase", "default_user"]
+
+
+def default_user() -> str:
+    """The identity a local logger gives this process's user (``unix:LOGIN``)."""
+    return "unix:" + getpass.getuser()
+
+
+@dataclass
+class JobContext:
+    """One job as this producer logs it."""
+
+    job_id: JobId
+    sequence: Sequence
+
+    @property
+    def seqcode(self) -> str:
+        """The code the next event of this job carries (pass it to the next component)."""
+        return self.sequence.current
+
+
+class ProducerBase:
+    """Settings and record building shared by :class:`~lbtx.producer.Producer`
+    and :class:`~lbtx.producer.DeferredProducer`.
+
+    :param logger: the local logger's address (see :mod:`lbtx.producer.address`).
+    :param source: the component this producer is (``UserInterface``, ``LRMS`` ...).
+    :param user: ``DG.USER`` of the events; by default left to the logger, and on
+        registrations (which also go straight to the server) :func:`default_user`.
+    :param timeout: seconds for each connection attempt and each answer.
+    """
+
+    def __init__(self, logger: str | None = None, *, source="UserInterface",
+                 user: str | None = None, host: str | None = None,
+                 src_instance: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 environ: Mapping[str, str] | None = None):
+        self.logger = logger_address(logger, environ)
+        self.source = source_of(source)
+        self.user = user
+        self.host = host
+        self.src_instance = src_instance
+        self.timeout = timeout
+        self._environ = environ
+
+    def context(self, job_id, seqcode: str | None = None) -> JobContext:
+        """Start logging for ``job_id`` with the code received from the previous
+        component (``seqcode``, else EDG_WLL_SEQUENCE / EDG_WL_SEQUENCE)."""
+        job = job_id if isinstance(job_id, JobId) else JobId.parse(str(job_id))
+        return JobContext(job, Sequence(self.source, seqcode, environ=self._environ))
+
+    def _registration_context(self, job_id, seqcode: str | None) -> JobContext:
+        code = seqcode or str(_seqcode.ZERO_PBS if self.source.name.startswith("PBS")
+                              else _seqcode.ZERO_GLITE)
+        return self.context(job_id, code)
+
+    def _record(self, ctx: JobContext, type_name: str, attrs: Mapping, *, text: bool,
+                user: str | None = None) -> bytes:
+        common = dict(user=user or self.user, host=self.host, src_instance=self.src_instance)
+        if text:
+            line = record_from_text(type_name, ctx.job_id, self.source, ctx.seqcode, attrs,
+                                    **common)
+        else:
+            line = make_record(type_name, ctx.job_id, self.source, ctx.seqcode, **common, **attrs)
+        return line.encode("utf-8", "surrogateescape")
+
+    @staticmethod
+    def _check(results: Seq, count: int = 1) -> None:
+        if len(results) != count:
+            raise UnavailableError(f"{len(results)} answers for {count} events")
+        for result in results:
+            if not result.accepted:
+                raise RefusedError(result.code, result.reason)

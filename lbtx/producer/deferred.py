@@ -1,0 +1,121 @@
+"""The Deferred producer API, for Twisted programs.
+
+The same calls as :class:`~lbtx.producer.blocking.Producer`, returning Deferreds;
+connections are :class:`~lbtx.protocols.box.client.BoxClient` s kept per address
+(connect and handshake bounded by ``timeout``, every batch too), and a kept
+connection that was lost is replaced on the next call.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from twisted.internet import defer
+from twisted.internet.endpoints import clientFromString
+
+from lbtx.producer.address import Address, server_address
+from lbtx.producer.context import JobContext, ProducerBase, default_user
+from lbtx.producer.errors import UnavailableError
+from lbtx.protocols.box.client import BoxRemoteError, connect_box
+from lbtx.schema import ENUMS
+
+__all__ = ["DeferredProducer"]
+
+
+class DeferredProducer(ProducerBase):
+    """Logs events through the local logger with Deferreds.
+
+    :param reactor: the reactor (connections and timeouts).
+    """
+
+    def __init__(self, reactor, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._reactor = reactor
+        self._clients: dict[Address, defer.Deferred] = {}
+
+    def log(self, ctx: JobContext, type_name: str, **attrs) -> defer.Deferred:
+        """Fires with the new sequence code once the logger has the event on disk."""
+        try:
+            line = self._record(ctx, type_name, attrs, text=False)
+        except Exception:
+            return defer.fail()
+        return self._log(ctx, line)
+
+    def log_text(self, ctx: JobContext, type_name: str, attrs: Mapping[str, str]) -> defer.Deferred:
+        try:
+            line = self._record(ctx, type_name, attrs, text=True)
+        except Exception:
+            return defer.fail()
+        return self._log(ctx, line)
+
+    @defer.inlineCallbacks
+    def register(self, job_id, *, seqcode: str | None = None, jobtype="SIMPLE", jdl: str = "",
+                 ns: str = "", nsubjobs: int = 0, seed: str | None = None, **attrs):
+        """Fires with the job's context once the server stored the RegJob and the
+        logger has its copy."""
+        ctx = self._registration_context(job_id, seqcode)
+        if isinstance(jobtype, str):
+            jobtype = ENUMS["RegJobJobtype"].from_text(jobtype)
+        line = self._record(ctx, "RegJob", dict(jobtype=jobtype, jdl=jdl, ns=ns,
+                                                 nsubjobs=nsubjobs, seed=seed, **attrs),
+                            text=False, user=self.user or default_user())
+        try:
+            self._check((yield self._send(server_address(ctx.job_id), [line])))
+            self._check((yield self._send(self.logger, [line])))
+        finally:
+            ctx.sequence.advance()
+        return ctx
+
+    def close(self) -> None:
+        """Close the open connections."""
+        for d in self._clients.values():
+            d.addCallback(lambda client: client.transport.loseConnection())
+            d.addErrback(lambda _: None)
+        self._clients.clear()
+
+    def _log(self, ctx: JobContext, line: bytes) -> defer.Deferred:
+        d = self._send(self.logger, [line])
+        d.addCallback(self._check)
+
+        def advanced(result):
+            ctx.sequence.advance()
+            return result
+        d.addBoth(advanced)
+        return d.addCallback(lambda _: ctx.seqcode)
+
+    def _client(self, address: Address) -> defer.Deferred:
+        d = self._clients.get(address)
+        if d is None or (d.called and getattr(d.result, "transport", None) is None):
+            endpoint = clientFromString(self._reactor, address.endpoint_description())
+            d = connect_box(endpoint, clock=self._reactor, connect_timeout=self.timeout,
+                            request_timeout=self.timeout)
+            self._clients[address] = d
+        result: defer.Deferred = defer.Deferred()
+
+        def ready(client):
+            result.callback(client)
+            return client
+
+        def failed(f):
+            self._clients.pop(address, None)
+            result.errback(f)
+        d.addCallbacks(ready, failed)
+        return result
+
+    @defer.inlineCallbacks
+    def _send(self, address: Address, lines):
+        for attempt in (1, 2):
+            try:
+                client = yield self._client(address)
+            except Exception as e:
+                raise UnavailableError(f"cannot connect to {address}: {e}") from e
+            try:
+                return (yield client.send_batch(lines))
+            except BoxRemoteError as e:
+                raise UnavailableError(f"{address}: {e}", code=e.code) from e
+            except Exception as e:
+                self._clients.pop(address, None)
+                if client.transport is not None:
+                    client.transport.loseConnection()
+                if attempt == 2:
+                    raise UnavailableError(f"{address}: {e or type(e).__name__}") from e
