@@ -1,4 +1,5 @@
-"""``twistd lb-server`` queries end to end: real server processes, real sockets, real SQLite.
+"""``twistd lb-server`` queries end to end: real server processes, real sockets, real
+SQLite and PostgreSQL.
 
 Every public scenario goes through the intake of a running server; then every
 job's status, read back through the legacy query protocol and through the JSON
@@ -99,9 +100,20 @@ def _stop(proc) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """Alice's server fed every scenario, then Bob's server over the same data.
+def _url(dsn: str) -> str:
+    """A ``key=value`` libpq connection string as the postgresql:// URL of --db."""
+    kv = dict(part.split("=", 1) for part in dsn.split())
+    auth = quote(kv.get("user", ""), safe="")
+    if kv.get("password"):
+        auth += ":" + quote(kv["password"], safe="")
+    return (f"postgresql://{auth}{'@' if auth else ''}{kv.get('host', '127.0.0.1')}:"
+            f"{kv.get('port', '5432')}/{kv['dbname']}")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def servers(request, tmp_path_factory):
+    """Alice's server fed every scenario, then Bob's server over the same database
+    (SQLite in a shared data directory, or one PostgreSQL database).
 
     Alice's server also listens on a Unix socket. Yields ``(alice port, bob port,
     unix socket path, alice's process)``.
@@ -109,13 +121,16 @@ def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("qp")
     data = tmp / "data"
     sock = tmp / "q.sock"
+    db = []
+    if request.param == "postgres":
+        db = ["--db", _url(request.getfixturevalue("pg_cluster").create_database())]
     alice, alice_port, store = _start(tmp, "alice", data, ALICE,
-                                      "--listen-query", f"unix:{sock}")
+                                      "--listen-query", f"unix:{sock}", *db)
     try:
         results = send_events(Address("127.0.0.1", store),
                               [ln.rstrip("\n").encode("utf-8") for ln in LINES], timeout=30)
         assert all(r.accepted for r in results), [r for r in results if not r.accepted]
-        bob, bob_port, _ = _start(tmp, "bob", data, BOB)
+        bob, bob_port, _ = _start(tmp, "bob", data, BOB, *db)
         try:
             yield alice_port, bob_port, str(sock), alice
         finally:
