@@ -3,14 +3,14 @@
 Messages (client -> server, then the answer)::
 
     GET  /api/jobs/<jobid>[?flags=children,childhist,childstat,history]  -> {"job": VIEW}
-    GET  /api/jobs/<jobid>/events                                         -> {"events": [EVENT...]}
-    GET  /api/user-jobs                                                   -> {"jobs": [JOBID...]}
-    GET  /api/indexes                                                     -> {"indexes": [[COLUMN...]...]}
-    GET  /api/whoami                                                      -> {"identity": ..., "fqans": [...]}
+    GET  /api/jobs/<jobid>/events                 -> {"events": [EVENT...]}
+    GET  /api/user-jobs                           -> {"jobs": [JOBID...]}
+    GET  /api/indexes                             -> {"indexes": [[COLUMN...]...]}
+    GET  /api/whoami                              -> {"identity": ..., "fqans": [...]}
     POST /api/query   {"conditions": [[COND...]...], "flags": [...], "limit": N, "results": R}
-                                                                          -> {"jobs": [VIEW...]}
+                                                  -> {"jobs": [VIEW...]}
     POST /api/events  {"conditions": ..., "event_conditions": ..., "limit": N, "results": R}
-                                                                          -> {"events": [EVENT...]}
+                                                  -> {"events": [EVENT...]}
 
 A VIEW is ``{"jobid": ..., "status": STATUS}`` (STATUS as :func:`lbtx.status.to_json`
 writes it) with ``children``, ``children_hist``, ``children_states`` and ``history``
