@@ -11,7 +11,10 @@ acknowledged event is stored exactly once and every job's status equals what
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest_twisted
 from twisted.internet import defer, reactor
@@ -142,3 +145,39 @@ def test_deferred_producer_registers_and_logs(tmp_path):
         stop_daemon(server)
     statuses, events = yield stored(tmp_path / "server-data" / "lbtx.sqlite", [str(job)])
     assert len(events[str(job)]) == 2
+
+
+def lbtx_log(sock, *args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "lbtx"), "log",
+                           "-l", sock, *args], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, **(env or {})))
+
+
+@pytest_twisted.inlineCallbacks
+def test_lbtx_log_registers_and_logs_from_the_command_line(tmp_path):
+    port = free_port_pair()
+    data = tmp_path / "logger-data"
+    sock = str(data / "logger.sock")
+    server = start_server(tmp_path, port)
+    logger = start_logger(tmp_path, data)
+    job = str(JobId.generate(f"127.0.0.1:{port}"))
+    try:
+        reg = lbtx_log(sock, "-j", job, "-s", "UserInterface", "-e", "RegJob", "ns=wms.example.org",
+                       "jobtype=SIMPLE", "jdl=[ Executable = \"/bin/true\" ]")
+        assert reg.returncode == 0, reg.stderr
+        assert reg.stdout.startswith("UI=000002:NS=0000000000")   # RegJob went with UI=000001
+        code = reg.stdout.strip()
+        nxt = lbtx_log(sock, "-j", job, "-s", "NetworkServer", "-e", "Accepted",
+                       "from=UserInterface", "from_host=ui.example.org", "local_jobid=x",
+                       env={"EDG_WL_SEQUENCE": code})
+        assert nxt.returncode == 0, nxt.stderr
+        assert nxt.stdout.strip() == code.replace("NS=0000000000", "NS=0000000002")
+        bad = lbtx_log(sock, "-j", job, "-s", "LRMS", "-e", "Running", "nosuch=1")
+        assert bad.returncode == 2 and "invalid event" in bad.stderr
+        wait_until(lambda: spool_empty(data / "spool"), timeout=30, what="delivery")
+    finally:
+        stop_daemon(logger)
+        stop_daemon(server)
+    statuses, events = yield stored(tmp_path / "server-data" / "lbtx.sqlite", [job])
+    assert len(events[job]) == 2
+    assert statuses[job]["state"] == "Waiting"

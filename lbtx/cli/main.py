@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from lbtx import __version__
-from lbtx.cli import ca, queries, replay
+from lbtx.cli import ca, log, queries, replay
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_parser(sub)
     ca.add_parser(sub)
     queries.add_parsers(sub)
+    log.add_parser(sub)
     return parser
 
 

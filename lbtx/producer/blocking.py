@@ -53,6 +53,16 @@ class Producer(ProducerBase):
         line = self._record(ctx, "RegJob", dict(jobtype=jobtype, jdl=jdl, ns=ns,
                                                  nsubjobs=nsubjobs, seed=seed, **attrs),
                             text=False, user=self.user or default_user())
+        return self._register(ctx, line)
+
+    def register_text(self, job_id, attrs: Mapping[str, str], *,
+                      seqcode: str | None = None) -> JobContext:
+        """:meth:`register` with the RegJob's attributes as texts keyed by schema names."""
+        ctx = self._registration_context(job_id, seqcode)
+        line = self._record(ctx, "RegJob", attrs, text=True, user=self.user or default_user())
+        return self._register(ctx, line)
+
+    def _register(self, ctx: JobContext, line: bytes) -> JobContext:
         try:
             self._check(self._send(server_address(ctx.job_id), [line]))
             self._check(self._send(self.logger, [line]))
