@@ -5,22 +5,29 @@ from __future__ import annotations
 
 import errno
 import getpass
+import os
 import socket
 import struct
+import subprocess
+import sys
 
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.endpoints import UNIXClientEndpoint, UNIXServerEndpoint
+from twisted.internet.threads import deferToThread
 from twisted.python import usage
 
+from conftest import REPO
 from daemon_support import start_daemon, stop_daemon
 from lbtx.logger.errors import SpoolFullError
 from lbtx.logger.handler import SpoolingHandler
 from lbtx.logger.options import LoggerOptions
 from lbtx.logger.spool import Spool
-from lbtx.protocols.box.client import connect_box
+from lbtx.producer import Producer, UnavailableError
+from lbtx.protocols.box.client import BoxRemoteError, connect_box
 from lbtx.protocols.box.messages import ResultCode
+from lbtx.protocols.box.server import LOGGER_PORT_FRAMINGS, BoxServerFactory
 from lbtx.protocols.legacy_framing.dglog import encode_dglog
 from spool_support import event_files, jobid, read_lines, record, records_of
 
@@ -112,3 +119,48 @@ def test_lb_logger_process_box_and_dglog(logger):
     assert len(lines) == 2
     assert all(f'DG.USER="unix:{getpass.getuser()}"'.encode() in ln for ln in lines)
 
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_full_disk_is_an_error_to_every_producer_never_ok(tmp_path):
+    """Box producers get a retryable error, DGLOG producers ENOSPC, the blocking
+    producer library an UnavailableError."""
+    path = str(tmp_path / "full.sock")
+    factory = BoxServerFactory(SpoolingHandler(_FullSpool()), clock=reactor,
+                               framings=LOGGER_PORT_FRAMINGS)
+    port = yield UNIXServerEndpoint(reactor, path).listen(factory)
+    try:
+        client = yield connect_box(UNIXClientEndpoint(reactor, path), clock=reactor)
+        try:
+            with pytest.raises(BoxRemoteError) as caught:
+                yield client.send_batch([record(jobid(1), 1)])
+            assert caught.value.retryable
+        finally:
+            client.transport.loseConnection()
+        answer = yield deferToThread(_dglog, path, record(jobid(1), 2))
+        assert answer == errno.ENOSPC
+
+        def blocking():
+            producer = Producer(path, source="LRMS", timeout=5)
+            ctx = producer.context(jobid(1))
+            try:
+                producer.log(ctx, "Running", node="wn01")
+            finally:
+                producer.close()
+        with pytest.raises(UnavailableError) as caught:
+            yield deferToThread(blocking)
+        assert caught.value.retryable
+    finally:
+        yield port.stopListening()
+
+
+def test_a_second_logger_on_the_same_spool_exits(logger, tmp_path):
+    sock, spool, proc = logger
+    second = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--logfile", "-",
+         "--pidfile", str(tmp_path / "second.pid"), "lb-logger", "--data-dir",
+         str(tmp_path / "data"), "--socket", str(tmp_path / "second.sock"), "--no-interlogger"],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+        text=True, timeout=60)
+    assert "cannot open the spool" in second.stdout
+    assert proc.poll() is None          # the first one goes on
