@@ -24,7 +24,8 @@ from lbtx.server import tap
 from lbtx.server.api import JsonApi
 from lbtx.server.options import ServerOptions
 from lbtx.server.queries import HardLimits, StoreQueryBackend
-from lbtx.server.query_port import QueryPortFactory, QueryPortHandler, transport_caller
+from lbtx.server.peers import store_identify, transport_caller
+from lbtx.server.query_port import QueryPortFactory, QueryPortHandler
 from lbtx.server.service import StoreService
 
 from legacy_query_support import ReplayBackend
@@ -164,3 +165,17 @@ def test_connections_over_the_limit_are_refused():
     assert any("refusing" in e["log_format"] for e in events)
     first.connectionLost(None)
     assert factory.buildProtocol(None) is not None
+
+
+def test_store_port_peers():
+    """The store port signs events with the same peer identity: proven, else the
+    configured one, else anonymous."""
+    plain = StringTransport()
+    assert store_identify(ALICE)(plain) == ALICE
+    assert store_identify("anonymous")(plain) == "anonymous"
+    proven = StringTransport()
+    directlyProvides(proven, IPeerIdentity)
+    proven.identity = Identity.unix("alice", 1000)
+    assert store_identify(ALICE)(proven) == "unix:alice"
+    proven.identity = Identity.anonymous()
+    assert store_identify(ALICE)(proven) == "anonymous"

@@ -8,10 +8,11 @@ each request to an object with ``handle(request, caller) -> Deferred[HTTPRespons
 :class:`~lbtx.server.api.JsonApi`, all others to the legacy
 :class:`~lbtx.protocols.legacy_query.service.QueryService`.
 
-:class:`QueryPortFactory` names the caller of each connection once it exists:
-the identity a secure transport proved (TLS, Kerberos, ``lbunix:``), the peer's
-Unix user on a plain UNIX socket (``unix:NAME``, from SO_PEERCRED), else the
-configured identity of plaintext peers (None: anonymous).
+:class:`QueryPortFactory` names the caller of each connection once it exists
+(:func:`lbtx.server.peers.transport_caller`): the identity a secure transport
+proved (TLS, Kerberos, ``lbunix:``), the peer's Unix user on a plain UNIX socket
+(``unix:NAME``, from SO_PEERCRED), else the configured identity of plaintext
+peers (None: anonymous).
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from lbtx.gss.errors import NoPeerIdentityError
-from lbtx.gss.peer import peer_identity
 from lbtx.protocols.legacy_query.http import HTTPRequest
 from lbtx.protocols.legacy_query.protocol import LegacyQueryFactory, LegacyQueryProtocol
 from lbtx.server.api import is_api_request
 from lbtx.server.authz import Caller
+from lbtx.server.peers import transport_caller
 
-__all__ = ["QueryPortHandler", "QueryPortFactory", "transport_caller"]
+__all__ = ["QueryPortHandler", "QueryPortFactory"]
 
 
 class QueryPortHandler:
@@ -41,15 +41,6 @@ class QueryPortHandler:
         if is_api_request(request):
             return self.api.handle(request, caller)
         return self.legacy.handle(request, caller)
-
-
-def transport_caller(transport, plaintext: str | None) -> Caller | None:
-    """The caller of a connection: its proven identity, else ``plaintext``."""
-    try:
-        identity = peer_identity(transport)
-    except NoPeerIdentityError:
-        return Caller(plaintext) if plaintext else None
-    return Caller.from_identity(identity)
 
 
 class _QueryPortProtocol(LegacyQueryProtocol):
@@ -81,8 +72,6 @@ class QueryPortFactory(LegacyQueryFactory):
     def __init__(self, handler, clock, *, plaintext_identity: str | None = None,
                  max_connections: int | None = None, **options):
         super().__init__(handler, clock, **options)
-        if plaintext_identity == "anonymous":
-            plaintext_identity = None
         self.plaintext_identity = plaintext_identity
         self.max_connections = max_connections
         self.open_connections = 0

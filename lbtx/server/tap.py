@@ -16,11 +16,12 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
-from lbtx.protocols.box.server import STORE_PORT_FRAMINGS, BoxServerFactory, ServerLimits, fixed_identity
+from lbtx.protocols.box.server import STORE_PORT_FRAMINGS, BoxServerFactory, ServerLimits
 from lbtx.protocols.legacy_query.service import QueryService
 from lbtx.server.api import JsonApi
 from lbtx.server.intake import IntakeHandler
 from lbtx.server.options import DEFAULT_QUERY_ENDPOINT, ServerOptions
+from lbtx.server.peers import store_identify
 from lbtx.server.queries import StoreQueryBackend
 from lbtx.server.query_port import QueryPortFactory, QueryPortHandler
 from lbtx.server.service import StoreService
@@ -51,7 +52,7 @@ def makeService(options, reactor=None) -> MultiService:
     handler = IntakeHandler(store, max_line=options["max-frame"])
     factory = BoxServerFactory(handler, clock=reactor, limits=limits,
                                framings=STORE_PORT_FRAMINGS,
-                               identify=fixed_identity(options["peer-identity"]))
+                               identify=store_identify(options["peer-identity"]))
     for description in options["listen-store"]:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, factory).setServiceParent(store_service)
