@@ -16,14 +16,16 @@ import re
 import subprocess
 import sys
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
 from conftest import SCENARIOS
 from daemon_support import free_port_pair, spool_empty, start_daemon, start_server, stop_daemon, wait_until
 from lbtx.jobid import JobId
-from lbtx.producer import DeferredProducer, Producer
+from lbtx.producer import DeferredProducer, Producer, RefusedError
 from lbtx.producer.context import default_user
+from lbtx.protocols.box.messages import ResultCode
 from lbtx.server.store import open_store
 from lbtx.status import to_json
 from scenario_support import load, scenario_event
@@ -181,3 +183,36 @@ def test_lbtx_log_registers_and_logs_from_the_command_line(tmp_path):
     statuses, events = yield stored(tmp_path / "server-data" / "lbtx.sqlite", [job])
     assert len(events[job]) == 2
     assert statuses[job]["state"] == "Waiting"
+
+
+@pytest_twisted.inlineCallbacks
+def test_exclusive_registration_and_logging_flags(tmp_path):
+    """RegJob goes DIRECT (16; 80 exclusive) to the server, events LOCAL (4) through
+    the logger; the logger's copy of an exclusive registration is a duplicate, not
+    an ``exists`` that would be quarantined."""
+    port = free_port_pair()
+    data = tmp_path / "logger-data"
+    server = start_server(tmp_path, port)
+    logger = start_logger(tmp_path, data)
+    sent: list[str] = []
+    steps = wms_steps()
+    job = JobId.generate(f"127.0.0.1:{port}")
+    producer = RecordingProducer(str(data / "logger.sock"), source=steps[0][0], sent=sent,
+                                 timeout=10)
+    try:
+        ctx = producer.register(job, exclusive=True, **steps[0][2])
+        with pytest.raises(RefusedError) as caught:
+            producer.register(job, exclusive=True, **steps[0][2])
+        assert caught.value.code is ResultCode.EXISTS
+        producer.log(ctx, steps[1][1], **steps[1][2])
+        wait_until(lambda: spool_empty(data / "spool"), timeout=30, what="delivery")
+    finally:
+        producer.close()
+        stop_daemon(logger)
+        stop_daemon(server)
+    assert [ln.split(" DG.PRIORITY=")[1].split(" ")[0] for ln in sent] == ["16", "4"]
+    quarantine = data / "spool" / "quarantine"
+    assert not quarantine.exists() or not list(quarantine.iterdir())
+    statuses, events = yield stored(tmp_path / "server-data" / "lbtx.sqlite", [str(job)])
+    assert len(events[str(job)]) == 2
+    assert "DG.PRIORITY=80" in events[str(job)][0]

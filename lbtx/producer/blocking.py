@@ -17,10 +17,9 @@ from __future__ import annotations
 from typing import Mapping
 
 from lbtx.producer.address import Address, server_address
-from lbtx.producer.context import JobContext, ProducerBase, default_user
+from lbtx.producer.context import JobContext, ProducerBase
 from lbtx.producer.errors import UnavailableError
 from lbtx.producer.wire import BlockingConnection
-from lbtx.schema import ENUMS
 
 __all__ = ["Producer"]
 
@@ -44,28 +43,25 @@ class Producer(ProducerBase):
         return self._log(ctx, self._record(ctx, type_name, attrs, text=True))
 
     def register(self, job_id, *, seqcode: str | None = None, jobtype="SIMPLE", jdl: str = "",
-                 ns: str = "", nsubjobs: int = 0, seed: str | None = None, **attrs) -> JobContext:
+                 ns: str = "", nsubjobs: int = 0, seed: str | None = None,
+                 exclusive: bool = False, **attrs) -> JobContext:
         """Register ``job_id``: the RegJob reaches the job's server (its store port)
-        before this returns, then the logger. Returns the job's context."""
-        ctx = self._registration_context(job_id, seqcode)
-        if isinstance(jobtype, str):
-            jobtype = ENUMS["RegJobJobtype"].from_text(jobtype)
-        line = self._record(ctx, "RegJob", dict(jobtype=jobtype, jdl=jdl, ns=ns,
-                                                 nsubjobs=nsubjobs, seed=seed, **attrs),
-                            text=False, user=self.user or default_user())
-        return self._register(ctx, line)
+        before this returns, then the logger. Returns the job's context. ``exclusive``:
+        refused (``exists``) if the job is registered already."""
+        attrs = dict(jobtype=jobtype, jdl=jdl, ns=ns, nsubjobs=nsubjobs, seed=seed, **attrs)
+        return self._register(*self._registration(job_id, seqcode, attrs, text=False,
+                                                  exclusive=exclusive))
 
-    def register_text(self, job_id, attrs: Mapping[str, str], *,
-                      seqcode: str | None = None) -> JobContext:
+    def register_text(self, job_id, attrs: Mapping[str, str], *, seqcode: str | None = None,
+                      exclusive: bool = False) -> JobContext:
         """:meth:`register` with the RegJob's attributes as texts keyed by schema names."""
-        ctx = self._registration_context(job_id, seqcode)
-        line = self._record(ctx, "RegJob", attrs, text=True, user=self.user or default_user())
-        return self._register(ctx, line)
+        return self._register(*self._registration(job_id, seqcode, attrs, text=True,
+                                                  exclusive=exclusive))
 
-    def _register(self, ctx: JobContext, line: bytes) -> JobContext:
+    def _register(self, ctx: JobContext, line: bytes, copy: bytes) -> JobContext:
         try:
             self._check(self._send(server_address(ctx.job_id), [line]))
-            self._check(self._send(self.logger, [line]))
+            self._check(self._send(self.logger, [copy]))
         finally:
             ctx.sequence.advance()
         return ctx

@@ -20,8 +20,12 @@ from lbtx.producer.errors import RefusedError, UnavailableError
 from lbtx.producer.records import make_record, record_from_text, source_of
 from lbtx.producer.sequence import Sequence
 from lbtx.producer.wire import DEFAULT_TIMEOUT
+from lbtx.schema import ENUMS
 
-__all__ = ["JobContext", "ProducerBase", "default_user"]
+__all__ = ["DIRECT", "EXCL", "JobContext", "LOCAL", "ProducerBase", "default_user"]
+
+#: Logging flags of DG.PRIORITY (formats.md §2.6).
+LOCAL, DIRECT, EXCL = 4, 16, 64
 
 
 def default_user() -> str:
@@ -77,14 +81,33 @@ class ProducerBase:
         return self.context(job_id, code)
 
     def _record(self, ctx: JobContext, type_name: str, attrs: Mapping, *, text: bool,
-                user: str | None = None) -> bytes:
-        common = dict(user=user or self.user, host=self.host, src_instance=self.src_instance)
+                user: str | None = None, priority: int = LOCAL) -> bytes:
+        """The ULM line of an event; ``DG.PRIORITY`` is the path's logging flag
+        (formats.md §2.6): LOCAL (4) through the logger, DIRECT (16) for a
+        registration, which goes to the server itself first."""
+        common = dict(user=user or self.user, host=self.host, src_instance=self.src_instance,
+                      priority=priority)
         if text:
             line = record_from_text(type_name, ctx.job_id, self.source, ctx.seqcode, attrs,
                                     **common)
         else:
             line = make_record(type_name, ctx.job_id, self.source, ctx.seqcode, **common, **attrs)
         return line.encode("utf-8", "surrogateescape")
+
+    def _registration(self, job_id, seqcode: str | None, attrs: Mapping, *, text: bool,
+                      exclusive: bool) -> tuple[JobContext, bytes, bytes]:
+        """The context of a new job and its RegJob: the line for the server
+        (DIRECT, with EXCL if ``exclusive``) and the same record for the logger,
+        without EXCL (the server answers its delivery ``duplicate``, not ``exists``)."""
+        ctx = self._registration_context(job_id, seqcode)
+        attrs = dict(attrs)
+        if not text and isinstance(attrs.get("jobtype"), str):
+            attrs["jobtype"] = ENUMS["RegJobJobtype"].from_text(attrs["jobtype"])
+        flags = DIRECT | (EXCL if exclusive else 0)
+        line = self._record(ctx, "RegJob", attrs, text=text, user=self.user or default_user(),
+                            priority=flags)
+        copy = line.replace(b" DG.PRIORITY=%d " % flags, b" DG.PRIORITY=%d " % DIRECT, 1)
+        return ctx, line, copy
 
     @staticmethod
     def _check(results: Seq, count: int = 1) -> None:

@@ -14,10 +14,9 @@ from twisted.internet import defer
 from twisted.internet.endpoints import clientFromString
 
 from lbtx.producer.address import Address, server_address
-from lbtx.producer.context import JobContext, ProducerBase, default_user
+from lbtx.producer.context import JobContext, ProducerBase
 from lbtx.producer.errors import UnavailableError
 from lbtx.protocols.box.client import BoxRemoteError, connect_box
-from lbtx.schema import ENUMS
 
 __all__ = ["DeferredProducer"]
 
@@ -50,18 +49,16 @@ class DeferredProducer(ProducerBase):
 
     @defer.inlineCallbacks
     def register(self, job_id, *, seqcode: str | None = None, jobtype="SIMPLE", jdl: str = "",
-                 ns: str = "", nsubjobs: int = 0, seed: str | None = None, **attrs):
+                 ns: str = "", nsubjobs: int = 0, seed: str | None = None,
+                 exclusive: bool = False, **attrs):
         """Fires with the job's context once the server stored the RegJob and the
         logger has its copy."""
-        ctx = self._registration_context(job_id, seqcode)
-        if isinstance(jobtype, str):
-            jobtype = ENUMS["RegJobJobtype"].from_text(jobtype)
-        line = self._record(ctx, "RegJob", dict(jobtype=jobtype, jdl=jdl, ns=ns,
-                                                 nsubjobs=nsubjobs, seed=seed, **attrs),
-                            text=False, user=self.user or default_user())
+        attrs = dict(jobtype=jobtype, jdl=jdl, ns=ns, nsubjobs=nsubjobs, seed=seed, **attrs)
+        ctx, line, copy = self._registration(job_id, seqcode, attrs, text=False,
+                                             exclusive=exclusive)
         try:
             self._check((yield self._send(server_address(ctx.job_id), [line])))
-            self._check((yield self._send(self.logger, [line])))
+            self._check((yield self._send(self.logger, [copy])))
         finally:
             ctx.sequence.advance()
         return ctx
