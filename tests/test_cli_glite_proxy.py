@@ -17,15 +17,9 @@ def proxy(request, tmp_path_factory):
     server.stop()
 
 
-def test_register_and_read_through_the_proxy_sockets(proxy, request):
+def test_register_and_read_through_the_proxy_sockets(proxy):
     """job_reg -X registers on the store socket; the readers ask the serve socket."""
     server, prefix = proxy
-    if server.kind == "real":
-        # issue §7: a Unix peer is unix:NAME on every port; lb-server's store listeners
-        # give every peer the configured --peer-identity, so the job registered here
-        # belongs to somebody else than the reader on the serve socket
-        request.applymarker(pytest.mark.xfail(reason="store listeners ignore Unix peer "
-                                                     "credentials", strict=False))
     env = command_env(GLITE_WMS_LBPROXY_SERVE_SOCK=prefix + "serve.sock",
                       GLITE_WMS_LBPROXY_STORE_SOCK=prefix + "store.sock")
     r = run("glite-lb-job_reg", "-m", server.address, "-s", "UserInterface",
