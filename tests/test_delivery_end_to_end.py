@@ -80,7 +80,7 @@ def stored(db_path, job_ids):
 
 
 @pytest_twisted.inlineCallbacks
-def test_wms_sequence_through_logger_and_interlogger_survives_sigkill(tmp_path):
+def test_wms_sequence_survives_sigkill_of_logger_and_server(tmp_path):
     port = free_port_pair()
     data = tmp_path / "logger-data"
     sock = str(data / "logger.sock")
@@ -102,6 +102,9 @@ def test_wms_sequence_through_logger_and_interlogger_survives_sigkill(tmp_path):
             if i == half:
                 stop_daemon(logger, kill=True)       # SIGKILL, mid-delivery
                 logger = start_logger(tmp_path, data)
+            if i == half + 2:
+                stop_daemon(server, kill=True)       # the server too, while events flow
+                server = start_server(tmp_path, port)
             producer = producers.get(source)
             if producer is None:
                 producer = producers[source] = RecordingProducer(sock, source=source, user=user,
