@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from lbtx.producer.address import Address, server_address
-from lbtx.producer.context import JobContext, ProducerBase
+from lbtx.producer.context import LOCAL, SYNC, JobContext, ProducerBase
 from lbtx.producer.errors import UnavailableError
 from lbtx.producer.wire import BlockingConnection
 
@@ -38,9 +38,16 @@ class Producer(ProducerBase):
         LBFormatError/TypeError for an event that does not validate (nothing sent)."""
         return self._log(ctx, self._record(ctx, type_name, attrs, text=False))
 
-    def log_text(self, ctx: JobContext, type_name: str, attrs: Mapping[str, str]) -> str:
-        """:meth:`log` with attribute values as texts keyed by schema names."""
-        return self._log(ctx, self._record(ctx, type_name, attrs, text=True))
+    def log_text(self, ctx: JobContext, type_name: str, attrs: Mapping[str, str], *,
+                 sync: bool = False) -> str:
+        """:meth:`log` with attribute values as texts keyed by schema names. ``sync``:
+        the event (flagged SYNC|LOCAL) goes to the job's server first and the call
+        returns once the server stored it (then the logger gets its copy)."""
+        if not sync:
+            return self._log(ctx, self._record(ctx, type_name, attrs, text=True))
+        line = self._record(ctx, type_name, attrs, text=True, priority=SYNC | LOCAL)
+        self._direct(ctx, line, line)
+        return ctx.seqcode
 
     def register(self, job_id, *, seqcode: str | None = None, jobtype="SIMPLE", jdl: str = "",
                  ns: str = "", nsubjobs: int = 0, seed: str | None = None,
@@ -49,16 +56,17 @@ class Producer(ProducerBase):
         before this returns, then the logger. Returns the job's context. ``exclusive``:
         refused (``exists``) if the job is registered already."""
         attrs = dict(jobtype=jobtype, jdl=jdl, ns=ns, nsubjobs=nsubjobs, seed=seed, **attrs)
-        return self._register(*self._registration(job_id, seqcode, attrs, text=False,
+        return self._direct(*self._registration(job_id, seqcode, attrs, text=False,
                                                   exclusive=exclusive))
 
     def register_text(self, job_id, attrs: Mapping[str, str], *, seqcode: str | None = None,
                       exclusive: bool = False) -> JobContext:
         """:meth:`register` with the RegJob's attributes as texts keyed by schema names."""
-        return self._register(*self._registration(job_id, seqcode, attrs, text=True,
+        return self._direct(*self._registration(job_id, seqcode, attrs, text=True,
                                                   exclusive=exclusive))
 
-    def _register(self, ctx: JobContext, line: bytes, copy: bytes) -> JobContext:
+    def _direct(self, ctx: JobContext, line: bytes, copy: bytes) -> JobContext:
+        """``line`` to the job's server (stored, or fail), then ``copy`` to the logger."""
         try:
             self._check(self._send(server_address(ctx.job_id), [line]))
             self._check(self._send(self.logger, [copy]))

@@ -20,12 +20,12 @@ from lbtx.producer.errors import RefusedError, UnavailableError
 from lbtx.producer.records import make_record, record_from_text, source_of
 from lbtx.producer.sequence import Sequence
 from lbtx.producer.wire import DEFAULT_TIMEOUT
-from lbtx.schema import ENUMS
+from lbtx.schema import ENUMS, Level
 
-__all__ = ["DIRECT", "EXCL", "JobContext", "LOCAL", "ProducerBase", "default_user"]
+__all__ = ["DIRECT", "EXCL", "JobContext", "LOCAL", "ProducerBase", "SYNC", "default_user"]
 
 #: Logging flags of DG.PRIORITY (formats.md §2.6).
-LOCAL, DIRECT, EXCL = 4, 16, 64
+SYNC, LOCAL, DIRECT, EXCL = 2, 4, 16, 64
 
 
 def default_user() -> str:
@@ -60,20 +60,23 @@ class ProducerBase:
     def __init__(self, logger: str | None = None, *, source="UserInterface",
                  user: str | None = None, host: str | None = None,
                  src_instance: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 environ: Mapping[str, str] | None = None):
+                 environ: Mapping[str, str] | None = None, level=Level.SYSTEM):
         self.logger = logger_address(logger, environ)
         self.source = source_of(source)
         self.user = user
         self.host = host
         self.src_instance = src_instance
         self.timeout = timeout
+        self.level = level
         self._environ = environ
 
-    def context(self, job_id, seqcode: str | None = None) -> JobContext:
+    def context(self, job_id, seqcode: str | None = None, *, increment: bool = True) -> JobContext:
         """Start logging for ``job_id`` with the code received from the previous
-        component (``seqcode``, else EDG_WLL_SEQUENCE / EDG_WL_SEQUENCE)."""
+        component (``seqcode``, else EDG_WLL_SEQUENCE / EDG_WL_SEQUENCE); with
+        ``increment`` false the first event carries that code unchanged."""
         job = job_id if isinstance(job_id, JobId) else JobId.parse(str(job_id))
-        return JobContext(job, Sequence(self.source, seqcode, environ=self._environ))
+        return JobContext(job, Sequence(self.source, seqcode, environ=self._environ,
+                                        increment=increment))
 
     def _registration_context(self, job_id, seqcode: str | None) -> JobContext:
         code = seqcode or str(_seqcode.ZERO_PBS if self.source.name.startswith("PBS")
@@ -86,7 +89,7 @@ class ProducerBase:
         (formats.md §2.6): LOCAL (4) through the logger, DIRECT (16) for a
         registration, which goes to the server itself first."""
         common = dict(user=user or self.user, host=self.host, src_instance=self.src_instance,
-                      priority=priority)
+                      priority=priority, level=self.level)
         if text:
             line = record_from_text(type_name, ctx.job_id, self.source, ctx.seqcode, attrs,
                                     **common)

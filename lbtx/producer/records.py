@@ -43,9 +43,10 @@ def _event_spec(type_name: str):
     return spec
 
 
-def _header(job_id, source, seqcode, user, host, src_instance, priority, timestamp) -> dict:
+def _header(job_id, source, seqcode, user, host, src_instance, priority, timestamp,
+            level=Level.SYSTEM) -> dict:
     return dict(timestamp=timestamp or Timeval.now(), host=socket.getfqdn() if host is None else host,
-                level=Level.SYSTEM, priority=priority, source=source_of(source),
+                level=level, priority=priority, source=source_of(source),
                 src_instance=src_instance or None,
                 job_id=job_id if isinstance(job_id, JobId) else JobId.parse(str(job_id)),
                 seqcode=seqcode, user=user)
@@ -53,26 +54,27 @@ def _header(job_id, source, seqcode, user, host, src_instance, priority, timesta
 
 def make_record(type_name: str, job_id, source, seqcode: str, *, user: str | None = None,
                 host: str | None = None, src_instance: str | None = None, priority: int = 0,
-                timestamp: Timeval | None = None, **attrs) -> str:
+                timestamp: Timeval | None = None, level=Level.SYSTEM, **attrs) -> str:
     """One validated ULM line (without LF) of event ``type_name`` with ``attrs``
     given by their Python names and values; raises LBFormatError or TypeError."""
     spec = _event_spec(type_name)
     ev = make_event(spec.name, **_header(job_id, source, seqcode, user, host, src_instance,
-                                         priority, timestamp), **attrs)
+                                         priority, timestamp, level), **attrs)
     ev.validate(require_user=False)
     return ulm.format(ev, newline=False)
 
 
 def record_from_text(type_name: str, job_id, source, seqcode: str, attrs: Mapping[str, str], *,
                      user: str | None = None, host: str | None = None,
-                     src_instance: str | None = None, priority: int = 0) -> str:
+                     src_instance: str | None = None, priority: int = 0,
+                     level=Level.SYSTEM) -> str:
     """Like :func:`make_record`, with attribute values as texts keyed by their
     schema names (``node``, ``dest_host`` ...)."""
     spec = _event_spec(type_name)
     by_name = {a.name.lower(): a for a in spec.attrs}
     by_name.update({a.py_name.lower(): a for a in spec.attrs})
     base = make_event(spec.name, **_header(job_id, source, seqcode, user, host, src_instance,
-                                           priority, None))
+                                           priority, None, level))
     fields = []
     for name, value in attrs.items():
         a = by_name.get(name.lower())

@@ -60,16 +60,18 @@ class Sequence:
 
     :param code: the code received from the previous component (see
         :func:`initial_code`); raises :class:`lbtx.seqcode.SeqCodeError` if it does
-        not parse. Installing it increments this component's counter once.
+        not parse. Installing it increments this component's counter once, unless
+        ``increment`` is false.
     """
 
     def __init__(self, source: Source, code: str | None = None, *,
-                 environ: Mapping[str, str] | None = None):
+                 environ: Mapping[str, str] | None = None, increment: bool = True):
         self.source = source
         text = initial_code(code, environ, source)
         self._code = seqcode.parse(text)
         self._text = text
-        self.advance()
+        if increment:   # False: the first event carries the received code as it is
+            self.advance()
 
     @property
     def current(self) -> str:
