@@ -19,7 +19,7 @@ import re
 from typing import Any, Callable
 
 from lbtx.errors import LBFormatError, ULMError
-from lbtx.events import EVENT_CLASSES, Event, HEADER_SLOTS, null_value
+from lbtx.events import EVENT_CLASSES, Event, null_value
 from lbtx.jobid import JobId, NotifId
 from lbtx.schema import ENUMS, EVENT_SPECS, HEADER, AttrSpec, event_spec
 from lbtx.timeval import NULL_TIME, Timeval

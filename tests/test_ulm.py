@@ -7,17 +7,15 @@ escape the parser).
 
 from __future__ import annotations
 
-import calendar
-import math
 import re
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import ULM_DATA
 
 from lbtx import ulm
-from lbtx.errors import JobIdError, LBFormatError, ULMError
+from lbtx.errors import LBFormatError, ULMError
 from lbtx.events import EVENT_CLASSES, Event, make_event, null_value
 from lbtx.jobid import JobId, NotifId
 from lbtx.schema import ENUMS, EVENT_SPECS, HEADER, Level, Source

@@ -13,6 +13,7 @@ import os
 
 from twisted.python import usage
 
+from lbtx.option_types import positive as _positive
 from lbtx.interlogger.backoff import Backoff
 from lbtx.interlogger.queue import QueuePolicy
 from lbtx.interlogger.stores import DeliveryConfig
@@ -24,16 +25,6 @@ DEFAULT_DATA_DIR = "lbtx-data"
 DEFAULT_TEMPLATE = "tcp:{host}:{port}"
 
 
-def _positive(kind):
-    def convert(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise usage.UsageError(f"expected a positive number, not {text!r}") from None
-        if not value > 0:
-            raise usage.UsageError(f"expected a positive number, not {text!r}")
-        return value
-    return convert
 
 
 _seconds = _positive(float)

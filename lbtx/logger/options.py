@@ -13,6 +13,7 @@ import os
 
 from twisted.python import usage
 
+from lbtx.option_types import positive as _positive
 from lbtx.interlogger.options import INTERLOGGER_PARAMETERS, check_template, spool_directory
 
 __all__ = ["DEFAULT_PORT", "LoggerOptions"]
@@ -23,16 +24,6 @@ DEFAULT_SOCKET = "logger.sock"
 MEGABYTE = 1024 * 1024
 
 
-def _positive(kind, name):
-    def convert(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise usage.UsageError(f"--{name} needs a positive number, not {text!r}") from None
-        if not value > 0:
-            raise usage.UsageError(f"--{name} must be positive")
-        return value
-    return convert
 
 
 class LoggerOptions(usage.Options):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from lbtx.machines.cream import CREAM_TO_LB
 from lbtx.machines.glite_classify import USABLE, Ctx
-from lbtx.schema import ENUMS, JobState, Source, StatCreamState, StatDoneCode, StatJwStatus
+from lbtx.schema import ENUMS, JobState, Source, StatCreamState
 
 __all__ = ["CREAM_RULES", "CREAM_SOURCES", "cream_data_part"]
 

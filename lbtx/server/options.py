@@ -11,6 +11,7 @@ import os
 
 from twisted.python import usage
 
+from lbtx.option_types import positive_float as _positive_float, positive_int as _positive_int
 from lbtx.server.queries import HardLimits
 
 MEGABYTE = 1024 * 1024
@@ -27,16 +28,6 @@ DEFAULT_REQUEST_TIMEOUT = 120 * SECOND
 DEFAULT_LIMITS = HardLimits()  # no hard limits
 
 
-def _positive_int(name):
-    def convert(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise usage.UsageError(f"--{name} needs a whole number, not {text!r}") from None
-        if value <= 0:
-            raise usage.UsageError(f"--{name} must be positive")
-        return value
-    return convert
 
 
 def _hard_limits(text):
@@ -52,16 +43,6 @@ def _no_index(text):
     return int(text)
 
 
-def _positive_float(name):
-    def convert(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise usage.UsageError(f"--{name} needs a number of seconds, not {text!r}") from None
-        if not value > 0:
-            raise usage.UsageError(f"--{name} must be positive")
-        return value
-    return convert
 
 
 class ServerOptions(usage.Options):

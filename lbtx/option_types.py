@@ -1,0 +1,33 @@
+"""Value types shared by the daemons' command-line options (twisted ``usage.Options``)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.python import usage
+
+__all__ = ["positive", "positive_int", "positive_float"]
+
+
+def positive(kind: type, name: str | None = None) -> Callable[[str], object]:
+    """A converter for a positive ``kind`` (int or float); ``name`` is the option,
+    for the error message."""
+    what = f"--{name}" if name else "the option"
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise usage.UsageError(f"{what} needs a positive number, not {text!r}") from None
+        if not value > 0:
+            raise usage.UsageError(f"{what} must be positive, not {text!r}")
+        return value
+    return convert
+
+
+def positive_int(name: str | None = None):
+    return positive(int, name)
+
+
+def positive_float(name: str | None = None):
+    return positive(float, name)
