@@ -24,7 +24,7 @@ from lbtx.errors import LBFormatError
 from lbtx.jobid import JobId
 from lbtx.schema import JobState
 
-__all__ = ["Attr", "Op", "Condition", "JobQuery", "QueryError", "check_job_query",
+__all__ = ["Attr", "Op", "Condition", "JobQuery", "QueryError", "check_job_query", "compare",
            "job_matches", "condition_matches", "JOB_ATTRS", "EVENT_ATTRS", "INDEXED_ALWAYS"]
 
 
@@ -145,7 +145,11 @@ def check_job_query(query: Iterable[Iterable[Condition]], *, allow_empty: bool =
     return out
 
 
-def _compare(op: Op, have: Any, want: Any, want2: Any = None) -> bool:
+def compare(op: Op, have: Any, want: Any, want2: Any = None) -> bool:
+    """Apply one operator: ``have`` (the attribute's value) against ``want`` (and
+    ``want2`` for ``within``). An unset ``have`` only satisfies ``unequal`` to a set
+    value; values that do not compare satisfy nothing; ``changed`` is true here
+    (it only means something when matching notifications)."""
     if have is None:
         return op == Op.UNEQUAL and want is not None
     if op == Op.EQUAL:
@@ -219,8 +223,8 @@ def condition_matches(status, c: Condition) -> bool:
         have = str(have) if have is not None else None
         want = str(want)
         want2 = str(c.value2) if c.value2 is not None else None
-        return _compare(c.op, have, want, want2)
-    return _compare(c.op, have, want, c.value2)
+        return compare(c.op, have, want, want2)
+    return compare(c.op, have, want, c.value2)
 
 
 def job_matches(status, query: JobQuery) -> bool:

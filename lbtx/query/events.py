@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 from lbtx import seqcode
 from lbtx.errors import LBFormatError
 from lbtx.events import Event
-from lbtx.query.conditions import Attr, Condition, Op, QueryError
+from lbtx.query.conditions import Attr, Condition, Op, QueryError, compare
 
 __all__ = ["event_condition_matches", "event_matches", "sort_events", "has_time_condition"]
 
@@ -51,27 +51,6 @@ def _value(ev: Event, c: Condition) -> Any:
     raise QueryError(f"{a.value} is not an event attribute")
 
 
-def _compare(op: Op, have: Any, want: Any, want2: Any) -> bool:
-    if op == Op.CHANGED:
-        return True
-    if have is None:
-        return op == Op.UNEQUAL
-    try:
-        if op == Op.EQUAL:
-            return have == want
-        if op == Op.UNEQUAL:
-            return have != want
-        if op == Op.LESS:
-            return have < want
-        if op == Op.GREATER:
-            return have > want
-        if op == Op.WITHIN:
-            return want <= have <= want2
-    except TypeError:
-        return False
-    return False
-
-
 def event_condition_matches(ev: Event, c: Condition) -> bool:
     """Evaluate one event condition on an event."""
     if c.attr in _TIMES:
@@ -81,8 +60,8 @@ def event_condition_matches(ev: Event, c: Condition) -> bool:
         if c.op in (Op.EQUAL, Op.UNEQUAL):
             same = ts.sec == c.value and ts.usec == 0
             return same if c.op == Op.EQUAL else not same
-        return _compare(c.op, ts.sec, c.value, c.value2)
-    return _compare(c.op, _value(ev, c), c.value, c.value2)
+        return compare(c.op, ts.sec, c.value, c.value2)
+    return compare(c.op, _value(ev, c), c.value, c.value2)
 
 
 def event_matches(ev: Event, query: Iterable[Iterable[Condition]]) -> bool:
