@@ -22,7 +22,8 @@ from lbtx.acceptance import MemoryJobTable, thorough_histogram
 from lbtx.protocols.legacy_query import (ErrorCode, EventsAnswer, IQueryBackend, JobsAnswer,
                                          JobView, LBError, StatusFlag)
 from lbtx.protocols.legacy_query.messages import QueryResults
-from lbtx.query.conditions import Attr, Op, job_matches
+from lbtx.query.conditions import job_matches
+from lbtx.query.events import event_matches
 from lbtx.replay import Replay
 
 from scenario_support import load, scenario_lines
@@ -37,35 +38,6 @@ def replay_scenario(path: Path, replay: Replay | None = None) -> Replay:
     for _ in replay.feed_stream(io.StringIO(text), path.name):
         pass
     return replay
-
-
-def _event_value(ev, c):
-    a = c.attr
-    if a == Attr.LEVEL:
-        return int(ev.level)
-    if a == Attr.HOST:
-        return ev.host
-    if a == Attr.SOURCE:
-        return ev.source
-    if a == Attr.INSTANCE:
-        return ev.src_instance
-    if a == Attr.EVENT_TYPE:
-        return ev.code
-    if a in (Attr.TIME, Attr.STATEENTERTIME):
-        return ev.timestamp.sec
-    if a == Attr.USERTAG:
-        return ev.value if ev.type_name == "UserTag" and ev.name.lower() == c.name else None
-    raise AssertionError(a)
-
-
-def event_matches(ev, c) -> bool:
-    have = _event_value(ev, c)
-    if have is None:
-        return c.op == Op.UNEQUAL
-    return {Op.EQUAL: lambda: have == c.value, Op.UNEQUAL: lambda: have != c.value,
-            Op.LESS: lambda: have < c.value, Op.GREATER: lambda: have > c.value,
-            Op.WITHIN: lambda: c.value <= have <= c.value2,
-            Op.CHANGED: lambda: True}[c.op]()
 
 
 @implementer(IQueryBackend)
@@ -156,7 +128,7 @@ class ReplayBackend:
         try:
             recs = self._matching_jobs(job_conditions, caller)
             events = [ev for rec in recs for ev in self.table.events.get(rec.job_id, [])
-                      if all(any(event_matches(ev, c) for c in ors) for ors in event_conditions)]
+                      if event_matches(ev, event_conditions)]
             if not events:
                 raise LBError(ErrorCode.ENOENT, "no matching events found")
             events, error = self._limited(events, limit)
