@@ -13,9 +13,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Flags", "Registration", "Message", "notif_unique", "NOTIF_PREFIX"]
+__all__ = ["Flags", "Registration", "Message", "notif_unique", "NOTIF_PREFIX", "UNSET"]
 
 NOTIF_PREFIX = "NOTIF:"
+
+
+class _Unset:
+    """The value of an argument that was not given (None is a value: pull receiving)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
 
 
 class Flags(enum.IntFlag):
