@@ -6,7 +6,9 @@ the per-job advisory locks); the work reads what the batch will touch into a
 :class:`~lbtx.server.store.txtable.Snapshot`, runs :func:`lbtx.acceptance.accept`
 on every event over a :class:`~lbtx.server.store.txtable.TransactionTable`,
 re-running on a fresh table whenever :func:`accept` asked for rows the snapshot
-lacked, and writes the changes. The backend commits.
+lacked, writes the changes and, given a read policy, queues the notifications of
+the status changes (:func:`lbtx.server.store.notify_sql.queue_matches`). The
+backend commits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Callable
 from lbtx.acceptance import Outcome, accept
 from lbtx.events import Event
 from lbtx.jobid import JobId
-from lbtx.server.store import rows
+from lbtx.server.store import notify_sql, rows
 from lbtx.server.store.sql import Dialect, Work
 from lbtx.server.store.txtable import NeedData, Snapshot, TransactionTable, initial_need
 from lbtx.timeval import NULL_TIME, Timeval
@@ -152,7 +154,7 @@ def _write(d: Dialect, changes) -> Work:
 def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: Timeval, *,
                  lock: Locker | None = None, locked: set | None = None,
                  slot: Callable[[JobId], int] | None = None,
-                 generated_at_clock: bool = False) -> Work:
+                 generated_at_clock: bool = False, notify=None) -> Work:
     """Apply ``events`` (with their ULM ``lines``) inside the caller's transaction;
     return their outcomes.
 
@@ -160,7 +162,9 @@ def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: 
     an earlier attempt) are locked first, in one step; when the batch turns out to
     write a job whose lock ``slot`` is not held, :class:`Relock` is raised.
     Generated events take the causing event's timestamp, or ``now`` with
-    ``generated_at_clock``.
+    ``generated_at_clock``. With ``notify`` (a :class:`lbtx.server.authz.ReadPolicy`)
+    the status changes are matched against the notification registrations and their
+    messages queued in the same transaction.
     """
     line_of = {}
     if lines is not None:
@@ -204,4 +208,6 @@ def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: 
         if missing:
             raise Relock(missing | set(locked or ()))
     yield from _write(d, changes)
+    if notify is not None:
+        yield from notify_sql.queue_matches(d, outcomes, table, now, notify)
     return outcomes

@@ -21,7 +21,9 @@ from lbtx.events import Event
 from lbtx.jobid import JobId
 from lbtx.timeval import Timeval
 
-__all__ = ["IJobStore", "StoreError", "UnknownJobError", "StoreUnavailableError", "StoredEvent"]
+__all__ = ["IJobStore", "INotificationStore", "StoreError", "UnknownJobError",
+           "StoreUnavailableError", "StoredEvent", "DuplicateRegistration",
+           "UnknownRegistration"]
 
 
 class StoreError(Exception):
@@ -44,6 +46,21 @@ class StoreUnavailableError(StoreError):
     lost). Nothing of the failed request is committed unless it was a commit whose
     answer was lost; the store reconnects by itself and the caller may retry (a
     retried event that was committed after all is recognised as a duplicate)."""
+
+
+class DuplicateRegistration(StoreError):
+    """A notification registration with this id exists already."""
+
+
+class UnknownRegistration(StoreError, KeyError):
+    """The store has no notification registration with this id."""
+
+    def __init__(self, notif_id: str):
+        self.notif_id = notif_id
+        super().__init__(f"no such notification: {notif_id}")
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class StoredEvent(NamedTuple):
@@ -137,3 +154,57 @@ class IJobStore(Interface):
         """Fire with the sequence code the job's state machine continues from
         (the legacy querySequenceCode answer), or None when it has none yet; fail
         with :class:`UnknownJobError` when the job is not known."""
+
+
+class INotificationStore(Interface):
+    """Notification registrations and their durable outbox (formats.md §9, issue 5),
+    kept by the job store beside the jobs.
+
+    Every status change :meth:`IJobStore.accept_events` commits is matched, in the
+    same transaction, against the registrations that are candidates by index (the
+    job list, or all-jobs registrations with the job owner's ``owner`` condition or
+    none), and a :class:`lbtx.server.notify.model.Message` with the registration's
+    next ``seq`` is queued for every match (:mod:`lbtx.server.notify.matching`).
+    Every method returns a Deferred. Ids are full notification ids; the store keys
+    them by their unique part.
+    """
+
+    read_policy = Attribute(
+        "The lbtx.server.authz.ReadPolicy matching checks a registration owner's read "
+        "access with (set by the server; default: owner and ACL only).")
+
+    def register(reg):
+        """Store a new :class:`~lbtx.server.notify.model.Registration`; fire with it as
+        stored (``owner`` NULL conditions resolved to the owner, ``last_seq`` 0). Fails
+        with :class:`DuplicateRegistration` when the id exists, ``ValueError`` or
+        :class:`lbtx.query.conditions.QueryError` for a malformed id, job id or
+        condition (jobid conditions belong in ``job_ids``)."""
+
+    def registration(notif_id):
+        """Fire with the :class:`Registration` of ``notif_id``, or None."""
+
+    def update_registration(notif_id, *, destination=None, expires=None, conditions=None,
+                            job_ids=None):
+        """Change the given fields (those left at ``lbtx.server.notify.model.UNSET``
+        keep their value); queued messages stay and follow a new destination. Fire
+        with the updated :class:`Registration`; fail with :class:`UnknownRegistration`."""
+
+    def drop_registration(notif_id):
+        """Delete the registration and its queued messages; fire with whether it existed."""
+
+    def messages(notif_id, *, after_seq, limit):
+        """Fire with at most ``limit`` queued :class:`Message` of ``notif_id`` with
+        ``seq > after_seq``, ordered by seq (an empty list for an unknown id)."""
+
+    def acknowledge(notif_id, up_to_seq):
+        """Delete the messages with ``seq <= up_to_seq`` (delivered); fire with how many
+        were deleted. Fails with :class:`UnknownRegistration`."""
+
+    def pending_registrations(now, limit):
+        """Fire with at most ``limit`` ``(notif_id, destination, expires,
+        first_pending_seq)`` of unexpired registrations that have queued messages,
+        ordered by unique part (an indexed scan)."""
+
+    def purge_expired(now):
+        """Delete the registrations with ``expires <= now`` and their messages; fire
+        with how many registrations were deleted."""

@@ -34,7 +34,8 @@ from lbtx.jobid import JobId
 from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
 from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
-from lbtx.server.store.interfaces import IJobStore
+from lbtx.server.store.interfaces import IJobStore, INotificationStore
+from lbtx.server.store.notify_sql import PostgresNotifications
 from lbtx.server.store.pgconnection import ConnectionPool
 from lbtx.server.store.sql import POSTGRES, Work
 from lbtx.timeval import Timeval
@@ -59,8 +60,8 @@ def _retryable(f: Failure) -> bool:
     return bool(f.check(extensions.TransactionRollbackError, psycopg2.errors.UniqueViolation))
 
 
-@implementer(IJobStore)
-class PostgresJobStore:
+@implementer(IJobStore, INotificationStore)
+class PostgresJobStore(PostgresNotifications):
     """:class:`IJobStore` over PostgreSQL.
 
     ``dsn`` is a libpq connection string or ``postgresql://`` URL; ``connections``
@@ -128,7 +129,8 @@ class PostgresJobStore:
         def attempt() -> None:
             d = self._pool.run(lambda: batch.accept_batch(
                 POSTGRES, events, lines, now, lock=self._lock, locked=state["locked"],
-                slot=self._slot, generated_at_clock=self._generated_at_clock))
+                slot=self._slot, generated_at_clock=self._generated_at_clock,
+                notify=self.read_policy))
             d.addCallbacks(result.callback, failed)
 
         def failed(f: Failure) -> None:

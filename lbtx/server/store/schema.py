@@ -18,6 +18,13 @@ History:
    undecodable bytes; indexed text columns hold U+FFFD in their place.
 2. ``user_tags`` (name, value per job) for user-tag conditions evaluated by the
    database, filled from the stored statuses.
+3. Notifications (formats.md §9): ``notif_registrations`` (one row per
+   registration, keyed by the notification unique; the registering identity's
+   subject key in ``owner_key``; ``all_jobs`` with the indexed ``cond_owner``
+   key of an ``owner = X`` condition for candidates among all-jobs
+   registrations; ``last_seq`` the messages ever queued, ``acked_seq`` the last
+   acknowledged), ``notif_jobs`` (the job list, indexed by job id) and
+   ``notif_messages`` (the durable outbox, keyed by unique and seq).
 """
 
 from __future__ import annotations
@@ -108,6 +115,40 @@ _V2 = [
     "CREATE INDEX user_tags_value ON user_tags (name, value)",
 ]
 
+_V3 = [
+    """CREATE TABLE notif_registrations (
+        unique_id {TEXT_C} PRIMARY KEY,
+        notif_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        owner_key TEXT NOT NULL,
+        destination TEXT,
+        expires BIGINT NOT NULL,
+        conditions TEXT NOT NULL,
+        flags INTEGER NOT NULL,
+        all_jobs {BOOL} NOT NULL,
+        cond_owner TEXT,
+        last_seq BIGINT NOT NULL,
+        acked_seq BIGINT NOT NULL)""",
+    "CREATE INDEX notif_regs_all ON notif_registrations (all_jobs, cond_owner)",
+    "CREATE INDEX notif_regs_owner ON notif_registrations (owner_key)",
+    "CREATE INDEX notif_regs_expires ON notif_registrations (expires)",
+    """CREATE INDEX notif_regs_pending ON notif_registrations (unique_id)
+        WHERE last_seq > acked_seq""",
+    """CREATE TABLE notif_jobs (
+        jobid {TEXT_C} NOT NULL,
+        unique_id {TEXT_C} NOT NULL,
+        pos INTEGER NOT NULL,
+        PRIMARY KEY (jobid, unique_id))""",
+    "CREATE INDEX notif_jobs_reg ON notif_jobs (unique_id)",
+    """CREATE TABLE notif_messages (
+        unique_id {TEXT_C} NOT NULL,
+        seq BIGINT NOT NULL,
+        jobid {TEXT_C} NOT NULL,
+        created DOUBLE PRECISION NOT NULL,
+        document TEXT NOT NULL,
+        PRIMARY KEY (unique_id, seq))""",
+]
+
 _BACKFILL_PAGE = 1000
 
 
@@ -134,8 +175,13 @@ def _step2(d: Dialect) -> Work:
         last = page[-1][0]
 
 
+def _step3(d: Dialect) -> Work:
+    for text in _V3:
+        yield d.execute(d.ddl(text))
+
+
 #: version -> the step that builds it from the version before
-STEPS = {1: _step1, 2: _step2}
+STEPS = {1: _step1, 2: _step2, 3: _step3}
 CURRENT_VERSION = max(STEPS)
 
 

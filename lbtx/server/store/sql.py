@@ -44,6 +44,9 @@ class Dialect:
     text_c = "TEXT"          #: text compared byte by byte (job ids)
     boolean = "INTEGER"
     blob = "BLOB"
+    #: what locks the selected rows until the end of the transaction ("" where the
+    #: single writer needs no row locks)
+    for_update = ""
 
     def in_list(self, column: str) -> str:
         """A condition "``column`` is one of the values of one list parameter"."""
@@ -105,6 +108,7 @@ class _Postgres(Dialect):
     text_c = 'TEXT COLLATE "C"'
     boolean = "BOOLEAN"
     blob = "BYTEA"
+    for_update = " FOR UPDATE"
 
     def in_list(self, column: str) -> str:
         return f"{column} = ANY(?)"

@@ -27,7 +27,8 @@ from lbtx.jobid import JobId
 from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
 from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
-from lbtx.server.store.interfaces import IJobStore, StoreUnavailableError
+from lbtx.server.store.interfaces import IJobStore, INotificationStore, StoreUnavailableError
+from lbtx.server.store.notify_sql import NotificationStoreMixin
 from lbtx.server.store.sql import SQLITE, Work, run_sync
 from lbtx.timeval import Timeval
 
@@ -102,8 +103,8 @@ def _transaction(work: Work, begin: str) -> Callable[[sqlite3.Connection], Any]:
     return run
 
 
-@implementer(IJobStore)
-class SQLiteJobStore:
+@implementer(IJobStore, INotificationStore)
+class SQLiteJobStore(NotificationStoreMixin):
     """:class:`IJobStore` over an SQLite file (created with its directory if needed).
 
     ``clock`` (an ``IReactorTime``; default: the reactor) gives arrival times;
@@ -184,8 +185,19 @@ class SQLiteJobStore:
             return self._writer.run(lambda conn: [])
         now = Timeval.from_float(self._clock.seconds())
         work = batch.accept_batch(SQLITE, events, lines, now,
-                                  generated_at_clock=self._generated_at_clock)
+                                  generated_at_clock=self._generated_at_clock,
+                                  notify=self.read_policy)
         return self._writer.run(_transaction(work, "BEGIN IMMEDIATE"))
+
+    # --- notifications (NotificationStoreMixin) ---
+
+    _notify_dialect = SQLITE
+
+    def _notify_write(self, factory) -> Deferred:
+        return self._writer.run(lambda conn: _transaction(factory(), "BEGIN IMMEDIATE")(conn))
+
+    def _notify_read(self, factory) -> Deferred:
+        return self._reader.run(lambda conn: _transaction(factory(), "BEGIN")(conn))
 
     # --- reads ---
     def _read(self, work: Work) -> Deferred:

@@ -1,0 +1,136 @@
+"""Matching job status changes against notification registrations (formats.md §9.5),
+and the document a match queues. Pure: no database, no clock.
+
+The store finds the candidate registrations of a changed job by index (the job
+list, or all-jobs registrations whose indexed owner condition names the job's
+owner or who have none) and asks :func:`matches` about each; a match becomes a
+:class:`~lbtx.server.notify.model.Message` whose ``document`` :func:`document`
+builds. Conditions are stored as the JSON API writes them (:func:`encode_conditions`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from lbtx import subject
+from lbtx.jobid import JobId
+from lbtx.protocols.legacy_query.event_xml import event_json_object
+from lbtx.query.conditions import Attr, Condition, JobQuery, Op, QueryError, condition_matches
+from lbtx.query.conditions import _job_value  # the attribute reader the query language uses
+from lbtx.query.conditions_json import parse_query, query_to_json
+from lbtx.schema import JobState
+from lbtx.server.notify.model import Flags
+from lbtx.status import TERMINAL_STATES, to_json
+
+__all__ = ["Candidate", "matches", "document", "changed_fields", "encode_conditions",
+           "decode_conditions", "indexed_owner", "resolve_owner", "check_conditions"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A registration as matching needs it (decoded once per batch)."""
+
+    unique: str
+    notif_id: str
+    owner: str
+    expires: int
+    conditions: JobQuery
+    flags: Flags
+
+
+def check_conditions(conditions) -> JobQuery:
+    """Registration conditions, normalised: job conditions only, no jobid conditions
+    (those are the job list), every disjunction non-empty and of one kind."""
+    out = tuple(tuple(ors) for ors in conditions)
+    for ors in out:
+        if not ors:
+            raise QueryError("an empty disjunction in notification conditions")
+        for c in ors:
+            if not isinstance(c, Condition):
+                raise QueryError(f"not a condition: {c!r:.100}")
+            if c.attr == Attr.JOBID:
+                raise QueryError("jobid conditions belong in the job list of a registration")
+            if not c.same_kind(ors[0]):
+                raise QueryError("only same attribute types supported in 'or' expressions")
+    return out
+
+
+def resolve_owner(conditions: JobQuery, owner: str) -> JobQuery:
+    """Replace ``owner`` NULL ("the caller") by the registration's owner."""
+    return tuple(tuple(Condition(c.attr, c.op, owner, c.value2, c.name)
+                       if c.attr == Attr.OWNER and c.value is None and c.op != Op.CHANGED
+                       else c for c in ors) for ors in conditions)
+
+
+def indexed_owner(conditions: JobQuery) -> str | None:
+    """The subject key of the registration's indexed owner condition: a disjunction
+    made of a single ``owner = X``. None when there is no such condition (then the
+    registration is a candidate for every job)."""
+    for ors in conditions:
+        if len(ors) == 1 and ors[0].attr == Attr.OWNER and ors[0].op == Op.EQUAL \
+                and isinstance(ors[0].value, str):
+            return subject.key(ors[0].value)
+    return None
+
+
+def encode_conditions(conditions: JobQuery) -> str:
+    return json.dumps(query_to_json(conditions), separators=(",", ":"), ensure_ascii=True)
+
+
+def decode_conditions(text: str) -> JobQuery:
+    return parse_query(json.loads(text), max_conditions=10**6, max_disjunctions=10**6)
+
+
+def _condition(c: Condition, old, new) -> bool:
+    if c.op == Op.CHANGED:
+        if old is None:
+            return True
+        return _job_value(old, c) != _job_value(new, c)
+    return condition_matches(new, c)
+
+
+def matches(cand: Candidate, old, new, record, policy, now: int) -> bool:
+    """Whether the change of a job from status ``old`` (None: a new job) to ``new``
+    is notified to ``cand``. ``record`` is the job's record (owner, ACL) as the
+    transaction leaves it; ``policy`` a :class:`lbtx.server.authz.ReadPolicy`."""
+    if cand.expires <= now:
+        return False
+    if cand.flags & Flags.TERMINAL_STATES:
+        if new.state not in TERMINAL_STATES:
+            return False
+        if new.state == JobState.PURGED and old is not None and old.state in TERMINAL_STATES:
+            return False
+    try:
+        if not all(any(_condition(c, old, new) for c in ors) for ors in cand.conditions):
+            return False
+    except QueryError:
+        return False
+    view = SimpleNamespace(owner=record.owner, status=new, acl=record.acl)
+    return policy.may_read(cand.owner, view)
+
+
+def changed_fields(old_json: dict | None, new_json: dict) -> list[str]:
+    """Names of the status fields that differ (all set fields for a new job)."""
+    if old_json is None:
+        return sorted(new_json)
+    keys = set(old_json) | set(new_json)
+    return sorted(k for k in keys if old_json.get(k) != new_json.get(k))
+
+
+def document(notif_id: str, seq: int, job_id: JobId, old_json: dict | None, new_json: dict,
+             event, history: list | None = None) -> dict[str, Any]:
+    """The JSON document of one message (see :class:`~lbtx.server.notify.model.Message`)."""
+    doc: dict[str, Any] = {"notification": notif_id, "seq": seq, "jobid": str(job_id),
+                           "status": new_json, "changed": changed_fields(old_json, new_json),
+                           "event": event_json_object(event)}
+    if history is not None:
+        doc["history"] = [event_json_object(e) for e in history]
+    return doc
+
+
+def status_json(status) -> dict:
+    """A status as the JSON API renders it."""
+    return to_json(status)

@@ -1,0 +1,391 @@
+"""Notification registrations and the outbox in SQL, written once for both backends,
+and :class:`NotificationStoreMixin`, which gives a store the
+:class:`~lbtx.server.store.interfaces.INotificationStore` methods.
+
+Tables (schema version 3): ``notif_registrations``, ``notif_jobs`` (job lists),
+``notif_messages`` (the outbox). :func:`queue_matches` runs inside the
+transaction of :func:`lbtx.server.store.batch.accept_batch`: it reads the
+candidate registrations of the changed jobs by index, matches them
+(:mod:`lbtx.server.notify.matching`), locks the matched registrations' rows in
+ascending unique order (``FOR UPDATE`` on PostgreSQL, after the job locks, so
+concurrent transactions never wait in a cycle), and queues one message per match
+with the registration's next ``seq``: seqs stay gap-free and increasing whatever
+the number of server processes, and roll back with the events.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from twisted.internet.defer import Deferred, fail
+
+from lbtx import subject
+from lbtx.jobid import JobId
+from lbtx.server.authz import ReadPolicy
+from lbtx.server.notify import matching
+from lbtx.server.notify.model import UNSET, Flags, Message, Registration, notif_unique
+from lbtx.server.store import reads, rows
+from lbtx.server.store.interfaces import DuplicateRegistration, UnknownRegistration
+from lbtx.server.store.sql import POSTGRES, Dialect, Sql, Work
+
+__all__ = ["NotificationStoreMixin", "PostgresNotifications", "queue_matches", "REG_COLUMNS"]
+
+REG_COLUMNS = ("unique_id", "notif_id", "owner", "owner_key", "destination", "expires",
+               "conditions", "flags", "all_jobs", "cond_owner", "last_seq", "acked_seq")
+_CAND_COLUMNS = "unique_id, notif_id, owner, expires, conditions, flags, all_jobs, cond_owner"
+_READ_COLUMNS = "unique_id, notif_id, owner, destination, expires, conditions, flags, last_seq"
+
+#: decoded conditions by their stored text (registrations rarely change)
+_DECODED: dict[str, tuple] = {}
+_DECODED_MAX = 20000
+
+_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode
+
+
+def _decoded(text: str) -> tuple:
+    q = _DECODED.get(text)
+    if q is None:
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        q = _DECODED[text] = matching.decode_conditions(text)
+    return q
+
+
+def _normal_job_ids(job_ids) -> tuple[str, ...]:
+    out: list[str] = []
+    for j in job_ids:
+        text = str(JobId.parse(str(j)))
+        if rows.clean(text) != text:
+            raise ValueError(f"job id with undecodable bytes: {text!a:.200}")
+        if text not in out:
+            out.append(text)
+    return tuple(out)
+
+
+def normalised(reg: Registration) -> Registration:
+    """The registration as the store keeps it; ValueError/QueryError when malformed."""
+    notif_unique(reg.notif_id)
+    if not isinstance(reg.owner, str) or not reg.owner:
+        raise ValueError("a registration needs an owner")
+    if reg.destination is not None and not isinstance(reg.destination, str):
+        raise ValueError("a destination is a string or None")
+    conditions = matching.resolve_owner(matching.check_conditions(reg.conditions), reg.owner)
+    return Registration(reg.notif_id, str(reg.owner), reg.destination, int(reg.expires),
+                        conditions, _normal_job_ids(reg.job_ids), Flags(int(reg.flags)),
+                        int(reg.last_seq))
+
+
+def _reg_row(reg: Registration, last_seq: int = 0, acked_seq: int = 0) -> tuple:
+    return (reg.unique, reg.notif_id, reg.owner, subject.key(reg.owner), reg.destination,
+            reg.expires, matching.encode_conditions(reg.conditions), int(reg.flags),
+            not reg.job_ids, matching.indexed_owner(reg.conditions), last_seq, acked_seq)
+
+
+def _job_rows(reg: Registration) -> list[tuple]:
+    return [(j, reg.unique, i) for i, j in enumerate(reg.job_ids)]
+
+
+# --- registrations ------------------------------------------------------------------
+
+def _read(d: Dialect, unique: str, lock: bool = False) -> Work:
+    found = yield d.select(f"SELECT {_READ_COLUMNS} FROM notif_registrations WHERE unique_id = ?"
+                           + (d.for_update if lock else ""), (unique,))
+    if not found:
+        return None
+    u, notif_id, owner, destination, expires, conditions, flags, last_seq = found[0]
+    jobs = yield d.select("SELECT jobid FROM notif_jobs WHERE unique_id = ? ORDER BY pos", (u,))
+    return Registration(notif_id, owner, destination, int(expires), _decoded(conditions),
+                        tuple(j for (j,) in jobs), Flags(flags), int(last_seq))
+
+
+def register(d: Dialect, reg: Registration) -> Work:
+    row = _reg_row(reg)
+    marks = ", ".join("?" * len(REG_COLUMNS))
+    done = yield d.select(f"INSERT INTO notif_registrations ({', '.join(REG_COLUMNS)}) "
+                          f"VALUES ({marks}) ON CONFLICT (unique_id) DO NOTHING "
+                          "RETURNING unique_id", row)
+    if not done:
+        raise DuplicateRegistration(f"notification exists: {reg.notif_id}")
+    for stmt in d.insert("notif_jobs", ("jobid", "unique_id", "pos"), _job_rows(reg)):
+        yield stmt
+    return reg
+
+
+def registration(d: Dialect, unique: str) -> Work:
+    return (yield from _read(d, unique))
+
+
+def update(d: Dialect, notif_id: str, changes: dict) -> Work:
+    unique = notif_unique(notif_id)
+    old = yield from _read(d, unique, lock=True)
+    if old is None:
+        raise UnknownRegistration(notif_id)
+    fields = {k: v for k, v in changes.items() if v is not UNSET}
+    new = normalised(Registration(
+        old.notif_id, old.owner, fields.get("destination", old.destination),
+        fields.get("expires", old.expires), fields.get("conditions", old.conditions),
+        fields.get("job_ids", old.job_ids), old.flags, old.last_seq))
+    _u, _n, _o, _k, dest, expires, cond, _f, all_jobs, cond_owner, _l, _a = _reg_row(new)
+    yield d.execute("UPDATE notif_registrations SET destination = ?, expires = ?, "
+                    "conditions = ?, all_jobs = ?, cond_owner = ? WHERE unique_id = ?",
+                    (dest, expires, cond, all_jobs, cond_owner, unique))
+    if new.job_ids != old.job_ids:
+        yield d.execute("DELETE FROM notif_jobs WHERE unique_id = ?", (unique,))
+        for stmt in d.insert("notif_jobs", ("jobid", "unique_id", "pos"), _job_rows(new)):
+            yield stmt
+    return new
+
+
+def _delete(d: Dialect, uniques: list[str]) -> Work:
+    param = (d.list_param(uniques),)
+    for table in ("notif_messages", "notif_jobs", "notif_registrations"):
+        yield d.execute(f"DELETE FROM {table} WHERE " + d.in_list("unique_id"), param)
+
+
+def drop(d: Dialect, unique: str) -> Work:
+    found = yield d.select("SELECT unique_id FROM notif_registrations WHERE unique_id = ?"
+                           + d.for_update, (unique,))
+    if not found:
+        return False
+    yield from _delete(d, [unique])
+    return True
+
+
+def purge(d: Dialect, now: int) -> Work:
+    found = yield d.select("SELECT unique_id FROM notif_registrations WHERE expires <= ? "
+                           "ORDER BY unique_id" + d.for_update, (now,))
+    uniques = [u for (u,) in found]
+    if uniques:
+        yield from _delete(d, uniques)
+    return len(uniques)
+
+
+# --- the outbox -----------------------------------------------------------------------
+
+def messages(d: Dialect, unique: str, notif_id: str, after_seq: int, limit: int) -> Work:
+    found = yield d.select("SELECT seq, jobid, created, document FROM notif_messages "
+                           "WHERE unique_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                           (unique, after_seq, limit))
+    return [Message(notif_id, int(seq), jobid, float(created), json.loads(doc))
+            for seq, jobid, created, doc in found]
+
+
+def acknowledge(d: Dialect, unique: str, notif_id: str, up_to: int) -> Work:
+    found = yield d.select("SELECT last_seq, acked_seq FROM notif_registrations "
+                           "WHERE unique_id = ?" + d.for_update, (unique,))
+    if not found:
+        raise UnknownRegistration(notif_id)
+    last, acked = found[0]
+    up_to = min(int(up_to), int(last))
+    if up_to <= acked:
+        return 0
+    gone = yield d.select("DELETE FROM notif_messages WHERE unique_id = ? AND seq <= ? "
+                          "RETURNING seq", (unique, up_to))
+    yield d.execute("UPDATE notif_registrations SET acked_seq = ? WHERE unique_id = ?",
+                    (up_to, unique))
+    return len(gone)
+
+
+def pending(d: Dialect, now: int, limit: int) -> Work:
+    found = yield d.select("SELECT notif_id, destination, expires, acked_seq + 1 "
+                           "FROM notif_registrations WHERE last_seq > acked_seq AND expires > ? "
+                           "ORDER BY unique_id LIMIT ?", (now, limit))
+    return [(n, dest, int(exp), int(first)) for n, dest, exp, first in found]
+
+
+# --- matching inside accept_batch -----------------------------------------------------
+
+def _candidates(d: Dialect, job_texts: list[str], owner_keys: list[str], now: int) -> Work:
+    """job id -> job-list candidates, owner key -> all-jobs candidates, and the
+    all-jobs candidates without an owner condition."""
+    listed = yield d.select("SELECT jobid, unique_id FROM notif_jobs WHERE "
+                            + d.in_list("jobid"), (d.list_param(job_texts),))
+    select = f"SELECT {_CAND_COLUMNS} FROM notif_registrations WHERE expires > ? AND "
+    found = yield d.select(
+        select + d.in_list("unique_id")
+        + " UNION " + select + "all_jobs = ? AND " + d.in_list("cond_owner")
+        + " UNION " + select + "all_jobs = ? AND cond_owner IS NULL",
+        (now, d.list_param(sorted({u for _, u in listed})),
+         now, True, d.list_param(owner_keys), now, True))
+    by_unique, by_owner, anyone = {}, {}, []
+    for unique, notif_id, owner, expires, conditions, flags, all_jobs, cond_owner in found:
+        cand = matching.Candidate(unique, notif_id, owner, int(expires), _decoded(conditions),
+                                  Flags(flags))
+        if not all_jobs:
+            by_unique[unique] = cand
+        elif cond_owner is None:
+            anyone.append(cand)
+        else:
+            by_owner.setdefault(cond_owner, []).append(cand)
+    by_job: dict[str, list] = {}
+    for jobid, unique in listed:
+        if unique in by_unique:
+            by_job.setdefault(jobid, []).append(by_unique[unique])
+    return by_job, by_owner, anyone
+
+
+def _history(d: Dialect, job_id: JobId, trigger, cache: dict) -> Work:
+    if job_id not in cache:
+        cache[job_id] = [s.event for s in (yield from reads.job_events(d, job_id))]
+    events = cache[job_id]
+    key = trigger.dedupe_key()
+    for i, ev in enumerate(events):
+        if ev.dedupe_key() == key:
+            return events[:i + 1]
+    return list(events)
+
+
+def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy) -> Work:
+    """Queue the messages for the status changes of ``outcomes`` (after the batch's
+    rows are written); ``table`` gives the jobs' records as the batch leaves them."""
+    steps = [(a, job_id, new) for o in outcomes for a in o.applied
+             for job_id, new in a.statuses.items()]
+    if not steps:
+        return 0
+    job_texts = sorted({str(j) for _, j, _ in steps})
+    owner_keys = sorted({subject.key(new.owner or "") for _, _, new in steps})
+    by_job, by_owner, anyone = yield from _candidates(d, job_texts, owner_keys, now.sec)
+    if not (by_job or by_owner or anyone):
+        return 0
+    matched = []
+    for a, job_id, new in steps:
+        cands = (by_job.get(str(job_id), []) + by_owner.get(subject.key(new.owner or ""), [])
+                 + anyone)
+        if not cands:
+            continue
+        old = a.before.get(job_id)
+        record = table.get(job_id)
+        for cand in cands:
+            if matching.matches(cand, old, new, record, policy, now.sec):
+                matched.append((cand, a, job_id, old, new))
+    if not matched:
+        return 0
+    locked = yield d.select(
+        "SELECT unique_id, last_seq FROM notif_registrations WHERE " + d.in_list("unique_id")
+        + " ORDER BY unique_id" + d.for_update,
+        (d.list_param(sorted({m[0].unique for m in matched})),))
+    seqs = {u: int(s) for u, s in locked}
+    created = now.sec + now.usec / 1e6
+    rendered: dict = {}
+    histories: dict = {}
+    out = []
+    for cand, a, job_id, old, new in matched:
+        if cand.unique not in seqs:
+            continue  # dropped meanwhile
+        seqs[cand.unique] += 1
+        seq = seqs[cand.unique]
+        key = (id(a), job_id)
+        if key not in rendered:
+            rendered[key] = (matching.status_json(old) if old is not None else None,
+                             matching.status_json(new))
+        old_json, new_json = rendered[key]
+        history = None
+        if cand.flags & Flags.HISTORY:
+            history = yield from _history(d, job_id, a.event, histories)
+        doc = matching.document(cand.notif_id, seq, job_id, old_json, new_json, a.event, history)
+        out.append((cand.unique, seq, str(job_id), created, _dumps(doc)))
+    for stmt in d.insert("notif_messages", ("unique_id", "seq", "jobid", "created", "document"),
+                         out):
+        yield stmt
+    counts = sorted((u, s) for u, s in seqs.items())
+    if d.name == "postgres":
+        yield d.execute("UPDATE notif_registrations AS r SET last_seq = v.s FROM "
+                        "unnest(?::text[], ?::bigint[]) AS v(u, s) WHERE r.unique_id = v.u",
+                        ([u for u, _ in counts], [s for _, s in counts]))
+    else:
+        yield Sql("UPDATE notif_registrations SET last_seq = ? WHERE unique_id = ?",
+                  [(s, u) for u, s in counts], many=True)
+    return len(out)
+
+
+# --- the store methods ----------------------------------------------------------------
+
+class NotificationStoreMixin:
+    """The :class:`INotificationStore` methods over a store that provides
+    ``_notify_dialect``, ``_notify_write(factory)`` and ``_notify_read(factory)``
+    (each running the work a factory makes in one transaction)."""
+
+    read_policy: ReadPolicy = ReadPolicy()
+    _notify_dialect: Dialect
+
+    def _notify_write(self, factory: Callable[[], Work]) -> Deferred:
+        raise NotImplementedError
+
+    def _notify_read(self, factory: Callable[[], Work]) -> Deferred:
+        raise NotImplementedError
+
+    def register(self, reg: Registration) -> Deferred:
+        d = self._notify_dialect
+        try:
+            reg = normalised(Registration(reg.notif_id, reg.owner, reg.destination, reg.expires,
+                                          reg.conditions, reg.job_ids, reg.flags, 0))
+        except (ValueError, TypeError) as e:  # QueryError is a ValueError
+            return fail(e)
+        return self._notify_write(lambda: register(d, reg))
+
+    def registration(self, notif_id: str) -> Deferred:
+        d = self._notify_dialect
+        try:
+            unique = notif_unique(notif_id)
+        except ValueError as e:
+            return fail(e)
+        return self._notify_read(lambda: registration(d, unique))
+
+    def update_registration(self, notif_id: str, *, destination=UNSET, expires=UNSET,
+                            conditions=UNSET, job_ids=UNSET) -> Deferred:
+        d = self._notify_dialect
+        changes = {"destination": destination, "expires": expires, "conditions": conditions,
+                   "job_ids": job_ids}
+        try:
+            notif_unique(notif_id)
+        except ValueError as e:
+            return fail(e)
+        return self._notify_write(lambda: update(d, notif_id, changes))
+
+    def drop_registration(self, notif_id: str) -> Deferred:
+        d = self._notify_dialect
+        try:
+            unique = notif_unique(notif_id)
+        except ValueError as e:
+            return fail(e)
+        return self._notify_write(lambda: drop(d, unique))
+
+    def messages(self, notif_id: str, *, after_seq: int, limit: int) -> Deferred:
+        d = self._notify_dialect
+        try:
+            unique = notif_unique(notif_id)
+            after_seq, limit = int(after_seq), int(limit)
+        except (ValueError, TypeError) as e:
+            return fail(e)
+        return self._notify_read(lambda: messages(d, unique, notif_id, after_seq, limit))
+
+    def acknowledge(self, notif_id: str, up_to_seq: int) -> Deferred:
+        d = self._notify_dialect
+        try:
+            unique = notif_unique(notif_id)
+            up_to_seq = int(up_to_seq)
+        except (ValueError, TypeError) as e:
+            return fail(e)
+        return self._notify_write(lambda: acknowledge(d, unique, notif_id, up_to_seq))
+
+    def pending_registrations(self, now: int, limit: int) -> Deferred:
+        d = self._notify_dialect
+        return self._notify_read(lambda: pending(d, int(now), int(limit)))
+
+    def purge_expired(self, now: int) -> Deferred:
+        d = self._notify_dialect
+        return self._notify_write(lambda: purge(d, int(now)))
+
+
+class PostgresNotifications(NotificationStoreMixin):
+    """The notification methods of :class:`lbtx.server.store.postgres.PostgresJobStore`
+    (over its connection pool, ``self._pool``)."""
+
+    _notify_dialect = POSTGRES
+
+    def _notify_write(self, factory: Callable[[], Work]) -> Deferred:
+        return self._pool.run(factory)
+
+    def _notify_read(self, factory: Callable[[], Work]) -> Deferred:
+        return self._pool.run(factory, read_only=True)
