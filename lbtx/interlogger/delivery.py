@@ -265,6 +265,10 @@ class SpoolDelivery:
             self._positions.commit(store.stem, store.jobid_text, store.committed)
             self._pump(store)
             return
+        if store.jobid is None:  # found before its first line was complete
+            jobid, raw = reader.job_of_lines((line for _, line in result.lines), store.stem)
+            if jobid is not None:
+                store.learn_job(jobid, raw)
         good: list[SpoolEntry] = []
         bad: dict[str, list[SpoolEntry]] = {}
         for offset, line in result.lines:

@@ -19,7 +19,7 @@ from lbtx.logger.durable import fsync_directory
 from lbtx.interlogger.positions import (Position, check_position, position_path, read_position,
                                         remove_position)
 
-__all__ = ["ReadResult", "StoreInfo", "jobid_of_line", "open_store", "purge_file",
+__all__ = ["ReadResult", "StoreInfo", "job_of_lines", "jobid_of_line", "open_store", "purge_file",
            "read_lines", "scan_spool"]
 
 #: The longest line looked for when a read meets no line feed (a ULM record's
@@ -133,15 +133,20 @@ def open_store(spool_dir: str, stem: str, scan_bytes: int = 1024 * 1024) -> Stor
         data = os.pread(fd, min(size, scan_bytes), 0)
     finally:
         os.close(fd)
-    jobid = raw = None
-    for line in data.splitlines(keepends=True):
+    jobid, raw = job_of_lines(data.splitlines(keepends=True), stem)
+    return StoreInfo(stem, path, jobid, raw, position, size, note)
+
+
+def job_of_lines(lines, stem: str) -> tuple[JobId | None, bytes | None]:
+    """The job id (and its raw text) of the first complete line of ``lines`` that
+    names a job whose file is ``stem``; ``(None, None)`` if none does."""
+    for line in lines:
         if not line.endswith(b"\n"):
             break
         candidate = jobid_of_line(line)
         if candidate is not None and layout.spool_stem(candidate) == stem:
-            jobid, raw = candidate, layout.raw_jobid(line)
-            break
-    return StoreInfo(stem, path, jobid, raw, position, size, note)
+            return candidate, layout.raw_jobid(line)
+    return None, None
 
 
 def purge_file(spool_dir: str, stem: str, delivered: int) -> bool:

@@ -82,6 +82,13 @@ class SpoolStore:
         self.hold: IDelayedCall | None = None
         self.unknown_since: float | None = None
 
+    def learn_job(self, jobid: JobId, raw: bytes) -> None:
+        """The job of a file first found with no complete line naming it (the
+        logger had created it and not yet written its first line)."""
+        self.jobid = jobid
+        self.raw_jobid = raw
+        self.destination = Destination(*jobid.store_address)
+
     @property
     def jobid_text(self) -> str:
         return str(self.jobid) if self.jobid is not None else "-"
