@@ -143,6 +143,8 @@ class JsonApi:
     """
 
     log = Logger()
+    #: the ``/api/notifications`` endpoints (a NotificationApi), set by the server
+    notifications = None
 
     def __init__(self, backend, *, server: tuple[str, int], clock,
                  request_timeout: float = REQUEST_TIMEOUT):
@@ -196,6 +198,9 @@ class JsonApi:
         path, _, query = target.partition("?")
         rest = path[len(API_PREFIX):] if path.startswith(API_PREFIX) else None
         method = request.method
+        if rest is not None and rest.split("/", 1)[0] == "notifications" \
+                and self.notifications is not None:  # lbtx.server.notify.api
+            return self.notifications.dispatch(request, rest, query, caller)
         if rest in self._ROUTES:
             want, name = self._ROUTES[rest]
             if method != want:

@@ -76,6 +76,15 @@ class ServerOptions(usage.Options):
                                              "connections (tests and trials)"],
         ["limits", "L", DEFAULT_LIMITS, "hard limits on one query answer, events:jobs[:size] "
                                         "(0: none; the size part is unused)", _hard_limits],
+        ["notif-default-validity", None, 2 * 3600, "seconds a notification registration is "
+                                                    "valid when no validity is asked for",
+         _positive_int("notif-default-validity")],
+        ["notif-max-validity", None, 24 * 3600, "longest validity of a notification "
+                                                "registration, seconds",
+         _positive_int("notif-max-validity")],
+        ["notif-retry-max", None, 60.0, "longest pause, seconds, before a notification "
+                                        "callback that failed is tried again",
+         _positive_float("notif-retry-max")],
         ["no-index", "x", 0, "index rule of job queries: 0 enforced, 1 super-users exempt, "
                              "2 off", _no_index],
     ]
@@ -114,6 +123,8 @@ class ServerOptions(usage.Options):
         elif not (db.startswith("sqlite:///") or db.startswith("postgresql://")
                   or db.startswith("postgres://")):
             raise usage.UsageError(f"--db must be sqlite:///PATH or postgresql://..., not {db!r}")
+        if self["notif-default-validity"] > self["notif-max-validity"]:
+            raise usage.UsageError("--notif-default-validity is longer than --notif-max-validity")
         overlap = set(self["listen-query"]) & set(self["listen-store"])
         if overlap:
             raise usage.UsageError(f"the same endpoint for queries and intake: {sorted(overlap)}")

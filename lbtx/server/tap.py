@@ -18,12 +18,20 @@ from twisted.internet.endpoints import serverFromString
 
 from lbtx.protocols.box.server import STORE_PORT_FRAMINGS, BoxServerFactory, ServerLimits
 from lbtx.protocols.legacy_query.service import QueryService
-from lbtx.server.api import JsonApi
+from lbtx.protocols.legacy_query.notifications import LegacyNotifications
+from lbtx.server.api import JsonApi, _BadRequest as BadRequest
+from lbtx.server.authz import ReadPolicy
+from lbtx.server.notify.api import NotificationApi
+from lbtx.server.notify.delivery import Backoff
+from lbtx.server.notify.registry import Registry, Validity
+from lbtx.server.notify.service import NotificationService, WakingStore
 from lbtx.server.intake import IntakeHandler
 from lbtx.server.options import DEFAULT_QUERY_ENDPOINT, ServerOptions
 from lbtx.server.peers import store_identify
 from lbtx.server.queries import StoreQueryBackend
-from lbtx.server.query_port import QueryPortFactory, QueryPortHandler
+from lbtx.server.query_port import QueryPortFactory
+from lbtx.server.web.port import SiteHandler
+from lbtx.server.web.service import WebPages
 from lbtx.server.service import StoreService
 from lbtx.server.store import open_store
 
@@ -49,14 +57,16 @@ def makeService(options, reactor=None) -> MultiService:
                           max_connections=options["max-connections"],
                           idle_timeout=options["idle-timeout"],
                           request_timeout=options["request-timeout"])
-    handler = IntakeHandler(store, max_line=options["max-frame"])
+    notifications = _notifications(options, store, reactor)
+    notifications.setServiceParent(store_service)
+    handler = IntakeHandler(WakingStore(store, notifications.wake), max_line=options["max-frame"])
     factory = BoxServerFactory(handler, clock=reactor, limits=limits,
                                framings=STORE_PORT_FRAMINGS,
                                identify=store_identify(options["peer-identity"]))
     for description in options["listen-store"]:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, factory).setServiceParent(store_service)
-    query_factory = _query_factory(options, store, reactor)
+    query_factory = _query_factory(options, store, reactor, notifications)
     for description in options["listen-query"]:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, query_factory).setServiceParent(store_service)
@@ -76,16 +86,36 @@ def server_name(options) -> tuple[str, int]:
     return socket.getfqdn(), port
 
 
-def _query_factory(options, store, reactor) -> QueryPortFactory:
+def _notifications(options, store, reactor) -> NotificationService:
+    """Callback delivery, pull receive and the registry (docs/notifications.md)."""
+    policy = ReadPolicy(superusers=options["superuser"], noauth=bool(options["noauth"]))
+    store.read_policy = policy
+    service = NotificationService(store, reactor,
+                                  backoff=Backoff(maximum=options["notif-retry-max"]))
+    service.registry = Registry(
+        store, policy=policy, clock=reactor, on_change=service.wake,
+        validity=Validity(default=options["notif-default-validity"],
+                          maximum=options["notif-max-validity"]))
+    return service
+
+
+def _query_factory(options, store, reactor, notifications=None) -> QueryPortFactory:
     """The query port: legacy protocol and JSON API over one store backend."""
     backend = StoreQueryBackend(store, superusers=options["superuser"],
                                 noauth=bool(options["noauth"]), hard_limits=options["limits"],
                                 no_index=options["no-index"])
     server = server_name(options)
     timeout = options["request-timeout"]
-    handler = QueryPortHandler(
-        QueryService(backend, server=server, clock=reactor, request_timeout=timeout),
-        JsonApi(backend, server=server, clock=reactor, request_timeout=timeout))
+    legacy = QueryService(backend, server=server, clock=reactor, request_timeout=timeout)
+    api = JsonApi(backend, server=server, clock=reactor, request_timeout=timeout)
+    if notifications is not None:
+        legacy.notifications = LegacyNotifications(notifications.registry)
+        api.notifications = NotificationApi(notifications.registry, notifications.receiver,
+                                            server=server, bad_request=BadRequest)
+    web = WebPages(backend, server=server, clock=reactor, request_timeout=timeout,
+                   notifications=store if hasattr(store, "registrations") else None,
+                   identity=options["server-name"] or None)
+    handler = SiteHandler(legacy, api, web)
     return QueryPortFactory(handler, reactor, plaintext_identity=options["peer-identity"],
                             max_connections=options["max-connections"],
                             idle_timeout=options["idle-timeout"], budget=timeout)

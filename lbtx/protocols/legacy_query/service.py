@@ -93,6 +93,8 @@ class QueryService:
     """
 
     log = Logger()
+    #: the answerer of ``/notifRequest`` (a LegacyNotifications), set by the server
+    notifications = None
 
     def __init__(self, backend, *, server: tuple[str, int], clock,
                  request_timeout: float = REQUEST_TIMEOUT, limits: XMLLimits = DEFAULT_LIMITS):
@@ -182,7 +184,10 @@ class QueryService:
             return d.addCallback(
                 lambda idx: self._ok(decision, xml_out.indexed_attrs_result(idx)))
         if isinstance(req, NotifRequest):
-            raise LBError(ErrorCode.ENOSYS, "notifications are not supported yet")
+            if self.notifications is None:  # .notifications.LegacyNotifications
+                raise LBError(ErrorCode.ENOSYS, "notifications are not enabled")
+            d = self.notifications.handle(req, caller)
+            return d.addCallback(lambda text: self._ok(decision, text))
         raise LBError(ErrorCode.ENOSYS, f"{type(req).__name__} is not supported")
 
     @staticmethod
