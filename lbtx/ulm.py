@@ -24,8 +24,8 @@ from lbtx.jobid import JobId, NotifId
 from lbtx.schema import ENUMS, EVENT_SPECS, HEADER, AttrSpec, event_spec
 from lbtx.timeval import NULL_TIME, Timeval
 
-__all__ = ["parse", "parse_bytes", "format", "format_bytes", "ULMError", "DEFAULT_MAX_LENGTH",
-           "MAX_FIELDS", "MAX_SEPARATORS"]
+__all__ = ["parse", "parse_bytes", "format", "format_bytes", "escape_text", "unescape_text", "ULMError",
+           "DEFAULT_MAX_LENGTH", "MAX_FIELDS", "MAX_SEPARATORS"]
 
 #: Longest record accepted by default (the server and loggers take their own limit).
 DEFAULT_MAX_LENGTH = 16 * 1024 * 1024
@@ -66,6 +66,16 @@ def _escape(text: str) -> str:
     if "\\" in text or '"' in text or "\n" in text:
         return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return text
+
+
+def escape_text(text: str) -> str:
+    """A text as it is written inside a ULM value's double quotes (formats.md §2.2)."""
+    return _escape(text)
+
+
+def unescape_text(text: str) -> str:
+    """The inverse of :func:`escape_text`."""
+    return _unescape(text)
 
 
 # --- value converters: text (non-empty, unescaped) -> Python value -------------
