@@ -16,6 +16,8 @@ from dataclasses import dataclass
 __all__ = ["Flags", "Registration", "Message", "notif_unique", "NOTIF_PREFIX", "UNSET"]
 
 NOTIF_PREFIX = "NOTIF:"
+#: the longest unique part accepted (generated ones have 22 characters)
+MAX_UNIQUE = 256
 
 
 class _Unset:
@@ -46,13 +48,14 @@ def notif_unique(notif_id: str) -> str:
         raise ValueError("a notification id must be a string")
     scheme, sep, rest = notif_id.partition("://")
     if not sep or scheme not in ("https", "http"):
-        raise ValueError(f"not a notification id (no https:// URL): {notif_id!r}")
+        raise ValueError(f"not a notification id (no https:// URL): {notif_id[:300]!r}")
     _, slash, path = rest.partition("/")
     if not slash or not path.startswith(NOTIF_PREFIX):
-        raise ValueError(f"not a notification id (no /{NOTIF_PREFIX} path): {notif_id!r}")
+        raise ValueError(f"not a notification id (no /{NOTIF_PREFIX} path): {notif_id[:300]!r}")
     unique = path[len(NOTIF_PREFIX):]
-    if not unique or "/" in unique or any(ch.isspace() for ch in unique):
-        raise ValueError(f"not a notification id (bad unique part): {notif_id!r}")
+    if not unique or len(unique) > MAX_UNIQUE or "/" in unique \
+            or not all("!" <= ch <= "~" for ch in unique):
+        raise ValueError(f"not a notification id (bad unique part): {notif_id[:300]!r}")
     return unique
 
 

@@ -196,18 +196,28 @@ def pending(d: Dialect, now: int, limit: int) -> Work:
 
 # --- matching inside accept_batch -----------------------------------------------------
 
-def _candidates(d: Dialect, job_texts: list[str], owner_keys: list[str], now: int) -> Work:
-    """job id -> job-list candidates, owner key -> all-jobs candidates, and the
-    all-jobs candidates without an owner condition."""
-    listed = yield d.select("SELECT jobid, unique_id FROM notif_jobs WHERE "
-                            + d.in_list("jobid"), (d.list_param(job_texts),))
+def candidate_queries(d: Dialect, job_texts: list[str], owner_keys: list[str], uniques=None,
+                      now: int = 0) -> tuple[Sql, Sql]:
+    """The two indexed reads of matching: the job-list rows of the changed jobs, and
+    the unexpired candidates (``uniques`` from the first, all-jobs ones by owner
+    key, all-jobs ones without an owner condition)."""
+    listed = d.select("SELECT jobid, unique_id FROM notif_jobs WHERE " + d.in_list("jobid"),
+                      (d.list_param(job_texts),))
     select = f"SELECT {_CAND_COLUMNS} FROM notif_registrations WHERE expires > ? AND "
-    found = yield d.select(
+    found = d.select(
         select + d.in_list("unique_id")
         + " UNION " + select + "all_jobs = ? AND " + d.in_list("cond_owner")
         + " UNION " + select + "all_jobs = ? AND cond_owner IS NULL",
-        (now, d.list_param(sorted({u for _, u in listed})),
-         now, True, d.list_param(owner_keys), now, True))
+        (now, d.list_param(sorted(uniques or ())), now, True, d.list_param(owner_keys),
+         now, True))
+    return listed, found
+
+
+def _candidates(d: Dialect, job_texts: list[str], owner_keys: list[str], now: int) -> Work:
+    """job id -> job-list candidates, owner key -> all-jobs candidates, and the
+    all-jobs candidates without an owner condition."""
+    listed = yield candidate_queries(d, job_texts, owner_keys)[0]
+    found = yield candidate_queries(d, job_texts, owner_keys, {u for _, u in listed}, now)[1]
     by_unique, by_owner, anyone = {}, {}, []
     for unique, notif_id, owner, expires, conditions, flags, all_jobs, cond_owner in found:
         cand = matching.Candidate(unique, notif_id, owner, int(expires), _decoded(conditions),
