@@ -5,7 +5,10 @@ Subcommands::
     lbtx ca init DIR [--subject DN] [--days N]        a new CA; DIR/certificates is the CA directory
     lbtx ca host DIR HOSTNAME [--dns NAME]...         DIR/hosts/HOSTNAME/host{cert,key}.pem
     lbtx ca user DIR NAME [--subject DN]              DIR/users/NAME/user{cert,key}.pem
+    lbtx ca voms DIR NAME                             a VOMS server: DIR/voms/NAME/voms{cert,key}.pem,
+                                                      its certificate in DIR/vomsdir/NAME.pem
     lbtx ca proxy --cert FILE [--key FILE] --out FILE [--hours H] [--limited] [--legacy] [--path-length N]
+                  [--voms-fqan FQAN]... [--voms-cert FILE] [--voms-key FILE] [--voms-hours H] [--vo VO]
     lbtx ca revoke DIR CERTFILE                       revoke, and write a new CRL
     lbtx ca crl DIR [--days N]                        write the CRL again (a fresh next update)
     lbtx ca verify --cadir CADIR FILE [--server-name NAME] [--require-crl]
@@ -13,7 +16,10 @@ Subcommands::
 
 Every command prints the files it wrote, one per line. Proxy files hold the
 proxy certificate, its key and the chain (like grid-proxy-init's); make a chain
-of proxies by passing a proxy file as ``--cert``.
+of proxies by passing a proxy file as ``--cert``. With ``--voms-fqan`` the proxy
+carries a VOMS attribute certificate of those FQANs for the signer's
+certificate, signed by the VOMS server of ``--voms-cert``/``--voms-key`` (made by
+``lbtx ca voms``), like voms-proxy-init's.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from lbtx.gss.errors import CredentialsError, PeerRefusedError
 from lbtx.gss.proxy import dn_text
 from lbtx.gss.trust import TrustStore, subject_hash
 from lbtx.gss.verify import PeerVerifier
+from lbtx.gss.voms import VomsTrust
 
 
 def add_parser(sub) -> None:
@@ -71,8 +78,20 @@ def add_parser(sub) -> None:
     proxy.add_argument("--limited", action="store_true", help="a limited proxy")
     proxy.add_argument("--legacy", action="store_true", help="Globus legacy form: /CN=proxy, no extension")
     proxy.add_argument("--path-length", type=int, help="how many proxies may follow (RFC 3820 only)")
+    proxy.add_argument("--voms-fqan", action="append", default=[], metavar="FQAN",
+                       help="a VOMS FQAN to carry, /vo/group/Role=x (repeatable, in order)")
+    proxy.add_argument("--voms-cert", help="the VOMS server's certificate (lbtx ca voms)")
+    proxy.add_argument("--voms-key", help="the VOMS server's key (default: next to --voms-cert)")
+    proxy.add_argument("--voms-hours", type=float, help="hours the attributes are valid (default --hours)")
+    proxy.add_argument("--vo", help="the VO of the attributes (default: the first FQAN's)")
     _key_type(proxy)
     proxy.set_defaults(run=run_proxy)
+
+    voms = commands.add_parser("voms", help="issue a VOMS server certificate (it signs attributes)")
+    voms.add_argument("dir", type=Path)
+    voms.add_argument("name", help="the server's host name (the CN and the directory names)")
+    _issued_options(voms)
+    voms.set_defaults(run=run_voms)
 
     revoke = commands.add_parser("revoke", help="revoke a certificate and write a new CRL")
     revoke.add_argument("dir", type=Path)
@@ -89,6 +108,7 @@ def add_parser(sub) -> None:
     verify.add_argument("file", help="certificate (with chain) or proxy file")
     verify.add_argument("--server-name", help="also check the certificate is issued for this name")
     verify.add_argument("--require-crl", action="store_true", help="refuse a CA without CRL")
+    verify.add_argument("--vomsdir", help="VOMS server certificates to check attributes against")
     verify.set_defaults(run=run_verify)
 
 
@@ -127,14 +147,14 @@ def run_init(args) -> int:
     return _done(ca.directory / "ca-cert.pem", ca.directory / "ca-key.pem", *sorted(ca.grid_dir.iterdir()))
 
 
-def _issue(args, name: str, kind: str, server: bool, dns_names=()) -> int:
+def _issue(args, name: str, kind: str, server: bool, dns_names=(), folder: str | None = None) -> int:
     try:
         ca = CertificateAuthority.open(args.dir)
         subject = args.subject or f"{ca.base_subject()}/CN={name}"
         credentials = ca.issue(subject, _now(), args.days, dns_names, server, args.key_type)
     except (AuthorityError, ValueError) as e:
         return _fail(str(e))
-    folder = args.dir / f"{kind}s" / name
+    folder = args.dir / (folder or f"{kind}s") / name
     cert_path = args.out_cert or folder / f"{kind}cert.pem"
     key_path = args.out_key or folder / f"{kind}key.pem"
     write_private(key_path, issuing.key_pem(credentials.key))
@@ -151,15 +171,36 @@ def run_user(args) -> int:
     return _issue(args, args.name, "user", False)
 
 
+def run_voms(args) -> int:
+    code = _issue(args, args.name, "voms", True, [args.name], folder="voms")
+    if code != 0:
+        return code
+    cert_path = args.out_cert or args.dir / "voms" / args.name / "vomscert.pem"
+    trusted = args.dir / "vomsdir" / f"{args.name}.pem"
+    write_public(trusted, cert_path.read_bytes())
+    return _done(trusted)
+
+
 def run_proxy(args) -> int:
     if args.legacy and args.path_length is not None:
         return _fail("--path-length needs an RFC 3820 proxy (not --legacy)")
+    if not args.voms_fqan and (args.voms_cert or args.voms_key or args.vo or args.voms_hours is not None):
+        return _fail("--voms-cert, --voms-key, --vo and --voms-hours need --voms-fqan")
+    now = _now()
     try:
         signer = load_credentials(args.cert, args.key)
-    except CredentialsError as e:
+        acseq = None
+        if args.voms_fqan:
+            if not args.voms_cert:
+                return _fail("--voms-fqan needs --voms-cert (a VOMS server from lbtx ca voms)")
+            voms_key = args.voms_key or str(Path(args.voms_cert).with_name("vomskey.pem"))
+            voms = load_credentials(args.voms_cert, voms_key)
+            hours = args.hours if args.voms_hours is None else args.voms_hours
+            acseq = issuing.make_voms_acseq(voms, signer.cert, args.voms_fqan, now, hours, args.vo)
+    except (CredentialsError, ValueError) as e:
         return _fail(str(e))
-    proxy = issuing.make_proxy(signer, _now(), args.hours, args.limited, args.legacy, args.path_length,
-                               issuing.new_key(args.key_type))
+    proxy = issuing.make_proxy(signer, now, args.hours, args.limited, args.legacy, args.path_length,
+                               issuing.new_key(args.key_type), voms_acseq=acseq)
     write_private(args.out, proxy.pem())
     sys.stderr.write(f"proxy {dn_text(proxy.cert.subject)} valid until "
                      f"{proxy.cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}Z\n")
@@ -188,7 +229,8 @@ def run_crl(args) -> int:
 def run_verify(args) -> int:
     try:
         cert = x509.load_pem_x509_certificates(Path(args.file).read_bytes())
-        verifier = PeerVerifier(TrustStore(args.cadir, args.require_crl))
+        voms = VomsTrust.load(args.vomsdir) if args.vomsdir else None
+        verifier = PeerVerifier(TrustStore(args.cadir, args.require_crl), voms)
     except (OSError, ValueError, CredentialsError) as e:
         return _fail(str(e))
     try:
@@ -196,4 +238,6 @@ def run_verify(args) -> int:
     except PeerRefusedError as e:
         return _fail(f"refused: {e.reason}: {e.detail}")
     sys.stdout.write(identity.display + (" (limited proxy)" if identity.limited else "") + "\n")
+    for fqan in identity.fqans:
+        sys.stdout.write(f"fqan {fqan}\n")
     return 0

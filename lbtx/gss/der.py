@@ -1,17 +1,25 @@
-"""Just enough DER to read and write the proxyCertInfo extension (RFC 3820 §3.8).
+"""Just enough DER to read and write proxyCertInfo (RFC 3820 §3.8) and VOMS attribute certificates.
 
-Pure functions over bytes. The reader yields C{(tag, value)} pairs of one level;
-the writer builds the few types the extension needs.
+Pure functions over bytes. The reader yields C{(tag, value)} pairs of one level
+(L{elements} also the whole encoding of each, for signatures); the writer builds
+the few types those extensions need.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 
 TAG_INTEGER = 0x02
+TAG_BIT_STRING = 0x03
 TAG_OCTET_STRING = 0x04
+TAG_NULL = 0x05
 TAG_OID = 0x06
+TAG_UTF8_STRING = 0x0C
+TAG_UTC_TIME = 0x17
+TAG_GENERALIZED_TIME = 0x18
 TAG_SEQUENCE = 0x30
+TAG_SET = 0x31
 
 
 class DERError(ValueError):
@@ -20,8 +28,15 @@ class DERError(ValueError):
 
 def read(data: bytes) -> Iterator[tuple[int, bytes]]:
     """Each C{(tag, value)} of the DER elements laid end to end in C{data}."""
+    for tag, value, _ in elements(data):
+        yield tag, value
+
+
+def elements(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """Each C{(tag, value, whole encoding)} of the DER elements laid end to end in C{data}."""
     pos = 0
     while pos < len(data):
+        start = pos
         if pos + 2 > len(data):
             raise DERError("truncated element header")
         tag = data[pos]
@@ -37,7 +52,7 @@ def read(data: bytes) -> Iterator[tuple[int, bytes]]:
             pos += count
         if pos + length > len(data):
             raise DERError("element runs past the end")
-        yield tag, data[pos:pos + length]
+        yield tag, data[pos:pos + length], data[start:pos + length]
         pos += length
 
 
@@ -74,6 +89,33 @@ def decode_oid(value: bytes) -> str:
     return ".".join(str(a) for a in head + arcs[1:])
 
 
+def decode_time(tag: int, value: bytes) -> datetime.datetime:
+    """A DER GeneralizedTime or UTCTime (UTC, C{Z}, whole seconds) as an aware datetime."""
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        raise DERError("a time that is not ASCII") from None
+    if tag == TAG_GENERALIZED_TIME:
+        layout, size = "%Y%m%d%H%M%S", 15
+    elif tag == TAG_UTC_TIME:
+        layout, size = "%y%m%d%H%M%S", 13
+    else:
+        raise DERError(f"expected a time, got tag {tag:#x}")
+    if len(text) != size or not text.endswith("Z") or not text[:-1].isdigit():
+        raise DERError(f"bad time {text!r}")
+    try:
+        when = datetime.datetime.strptime(text[:-1], layout)
+    except ValueError:
+        raise DERError(f"bad time {text!r}") from None
+    return when.replace(tzinfo=datetime.timezone.utc)
+
+
+def encode_generalized_time(when: datetime.datetime) -> bytes:
+    """A DER GeneralizedTime (UTC, whole seconds)."""
+    utc = when.astimezone(datetime.timezone.utc)
+    return encode(TAG_GENERALIZED_TIME, utc.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
+
+
 def encode(tag: int, value: bytes) -> bytes:
     """One DER element."""
     n = len(value)
@@ -106,6 +148,6 @@ def encode_oid(dotted: str) -> bytes:
     return encode(TAG_OID, bytes(out))
 
 
-def encode_sequence(*elements: bytes) -> bytes:
+def encode_sequence(*parts: bytes) -> bytes:
     """A DER SEQUENCE of already encoded elements."""
-    return encode(TAG_SEQUENCE, b"".join(elements))
+    return encode(TAG_SEQUENCE, b"".join(parts))

@@ -17,7 +17,9 @@ Clients::
 TLS keywords: C{cert} (PEM certificate with its chain, or a proxy file), C{key}
 (defaults to C{cert}), C{cadir} (grid CA directory), C{crl} (C{optional}: check
 the CRLs present, the default; C{require}: refuse a CA without CRL),
-C{handshake_timeout} (seconds, default L{HANDSHAKE_TIMEOUT}). A server takes the
+C{handshake_timeout} (seconds, default L{HANDSHAKE_TIMEOUT}), C{vomsdir} (VOMS server
+certificates whose attribute certificates are believed, default C{X509_VOMS_DIR};
+without one the FQANs of a valid proxy chain are taken as asserted). A server takes the
 C{tcp:} keywords too (C{interface}, C{backlog}); a client takes C{servername} (the
 name the server must prove, default C{host}), C{timeout} (connect timeout in
 seconds) and C{bindAddress}. Without C{cert}, C{key} and C{cadir} the grid
@@ -48,18 +50,20 @@ from lbtx.gss.credentials import load_credentials
 from lbtx.gss.tls import HANDSHAKE_TIMEOUT, TLSTransport
 from lbtx.gss.trust import TrustStore
 from lbtx.gss.unix import UnixTransport
+from lbtx.gss.voms import VomsTrust
 
 GRID_SECURITY = "/etc/grid-security"
 _CRL_MODES = {"optional": False, "require": True}
 
 
 def tls_transport(reactor, cert: str, key: str | None, cadir: str, crl: str = "optional",
-                  handshake_timeout: float = HANDSHAKE_TIMEOUT) -> TLSTransport:
+                  handshake_timeout: float = HANDSHAKE_TIMEOUT, vomsdir: str | None = None) -> TLSTransport:
     """A L{TLSTransport} from file names; raises L{lbtx.gss.errors.CredentialsError} or C{ValueError}."""
     if crl not in _CRL_MODES:
         raise ValueError(f"crl= takes optional or require, not {crl!r}")
+    voms = VomsTrust.load(vomsdir) if vomsdir else None
     return TLSTransport(load_credentials(cert, key), TrustStore(cadir, _CRL_MODES[crl]),
-                        reactor, float(handshake_timeout))
+                        reactor, float(handshake_timeout), voms)
 
 
 def default_cadir() -> str:
@@ -92,6 +96,7 @@ def _tls_keywords(kwargs: dict, server: bool) -> dict:
         "cadir": kwargs.pop("cadir", None) or default_cadir(),
         "crl": kwargs.pop("crl", "optional"),
         "handshake_timeout": float(kwargs.pop("handshake_timeout", HANDSHAKE_TIMEOUT)),
+        "vomsdir": kwargs.pop("vomsdir", None) or os.environ.get("X509_VOMS_DIR") or None,
     }
 
 

@@ -25,6 +25,7 @@ from lbtx.gss.proxy import (
     OID_PROXY_CERT_INFO,
     encode_proxy_cert_info,
 )
+from lbtx.gss.voms import OID_VOMS_ACSEQ, encode_acseq
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -144,6 +145,7 @@ def make_proxy(
     path_length: int | None = None,
     key: PrivateKey | None = None,
     signing_key: PrivateKey | None = None,
+    voms_acseq: bytes | None = None,
 ) -> Credentials:
     """A proxy certificate derived from C{signer} (an end-entity certificate or a proxy).
 
@@ -151,8 +153,9 @@ def make_proxy(
     proxyCertInfo extension); with C{legacy} the Globus form (subject = signer +
     C{CN=proxy} or C{CN=limited proxy}, no extension). The proxy ends when the
     signer does, if that is sooner than C{hours}. C{signing_key} signs with another
-    key than the signer's (to build forgeries in tests). The chain of the result
-    is the signer's certificate followed by the signer's chain.
+    key than the signer's (to build forgeries in tests). C{voms_acseq} is the
+    value of a VOMS attribute certificate extension to carry (L{make_voms_acseq}).
+    The chain of the result is the signer's certificate followed by the signer's chain.
     """
     key = key or new_key()
     public = key.public_key()
@@ -176,8 +179,32 @@ def make_proxy(
             ),
             critical=True,
         )
+    if voms_acseq is not None:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(ObjectIdentifier(OID_VOMS_ACSEQ), voms_acseq), critical=False
+        )
     cert = builder.sign(signing_key or signer.key, hashes.SHA256())
     return Credentials(cert, key, (signer.cert,) + signer.chain)
+
+
+def make_voms_acseq(
+    voms: Credentials,
+    holder: x509.Certificate,
+    fqans: Sequence[str],
+    now: datetime.datetime,
+    hours: float = 12,
+    vo: str | None = None,
+    not_before: datetime.datetime | None = None,
+) -> bytes:
+    """A VOMS extension value: one attribute certificate of C{fqans} for C{holder}, signed by C{voms}.
+
+    C{vo} defaults to the first FQAN's VO. Valid from C{not_before} (default
+    C{now} less the clock skew) for C{hours} after C{now}.
+    """
+    if vo is None:
+        vo = (fqans[0].strip("/").split("/") or [""])[0] if fqans else ""
+    start = not_before if not_before is not None else now - CLOCK_SKEW
+    return encode_acseq(voms.cert, voms.key, holder, fqans, start, now + hours * HOUR, vo)
 
 
 def make_crl(

@@ -34,6 +34,7 @@ from lbtx.gss.interfaces import IPeerIdentity, ISecureTransport
 from lbtx.gss.issuing import Credentials
 from lbtx.gss.trust import TrustStore
 from lbtx.gss.verify import PeerVerifier
+from lbtx.gss.voms import VomsTrust
 from lbtx.gss.wrapping import (
     AuthenticatingClientEndpoint,
     AuthenticatingFactory,
@@ -121,6 +122,8 @@ class TLSTransport:
 
     @param clock: times the handshake and tells the time for certificate validity.
     @param handshake_timeout: seconds a peer has to finish the handshake.
+    @param voms: the VOMS servers whose attribute certificates are believed
+        (L{lbtx.gss.voms.VomsTrust}); C{None}: FQANs as the proxy chain asserts them.
     """
 
     name = "tls"
@@ -131,12 +134,13 @@ class TLSTransport:
         trust: TrustStore,
         clock: IReactorTime,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        voms: VomsTrust | None = None,
     ) -> None:
         self.credentials = credentials
         self.trust = trust
         self.clock = clock
         self.handshake_timeout = handshake_timeout
-        self._verifier = PeerVerifier(trust)
+        self._verifier = PeerVerifier(trust, voms)
         self._server_context = self._context(server=True)
         self._client_context = self._context(server=False)
 

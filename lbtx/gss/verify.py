@@ -1,4 +1,5 @@
-"""Deciding who a TLS peer is: proxies resolved, the end entity validated, the name checked."""
+"""Deciding who a TLS peer is: proxies resolved, the end entity validated, the name checked,
+the VOMS FQANs read (L{lbtx.gss.voms})."""
 
 from __future__ import annotations
 
@@ -16,13 +17,19 @@ from lbtx.gss.errors import REASON_NO_CERTIFICATE, REASON_WRONG_NAME, PeerRefuse
 from lbtx.gss.identity import Identity
 from lbtx.gss.proxy import describe, dn_text, resolve_proxies
 from lbtx.gss.trust import TrustStore
+from lbtx.gss.voms import VomsTrust, read_fqans
 
 
 class PeerVerifier:
-    """Turns the certificates a peer sent into its L{Identity}, or refuses them."""
+    """Turns the certificates a peer sent into its L{Identity}, or refuses them.
 
-    def __init__(self, trust: TrustStore) -> None:
+    @param voms: the VOMS servers whose attribute certificates are believed; without
+        it the FQANs of a valid proxy chain are taken as asserted by the chain.
+    """
+
+    def __init__(self, trust: TrustStore, voms: VomsTrust | None = None) -> None:
         self.trust = trust
+        self.voms = voms
 
     def verify(
         self,
@@ -35,7 +42,9 @@ class PeerVerifier:
 
         The end-entity certificate (proxies stripped) must validate against the
         trust store at C{now}; with C{server_name} it must also be issued for that
-        DNS name or IP address. Raises L{PeerRefusedError} saying why not.
+        DNS name or IP address. Raises L{PeerRefusedError} saying why not. The
+        identity carries the FQANs of the chain's usable VOMS attributes (bad ones
+        are logged and left out, they never refuse the peer).
         """
         if leaf is None:
             raise PeerRefusedError(REASON_NO_CERTIFICATE, "the peer sent no certificate")
@@ -43,7 +52,8 @@ class PeerVerifier:
         self.trust.verify(resolved.end_entity, resolved.intermediates, now)
         if server_name is not None:
             check_server_name(resolved.end_entity, server_name)
-        return Identity.x509(dn_text(resolved.end_entity.subject), limited=resolved.limited)
+        fqans = read_fqans(resolved, now, self.voms) if resolved.proxies else ()
+        return Identity.x509(dn_text(resolved.end_entity.subject), fqans, limited=resolved.limited)
 
 
 def check_server_name(cert: x509.Certificate, server_name: str) -> None:
