@@ -11,16 +11,10 @@ ticket does not get in at all.
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString
-from twisted.internet.protocol import Factory, Protocol
-
 from daemon_support import free_port, free_port_pair, spool_empty, start_daemon, stop_daemon, wait_until
 from krb5_support import REALM, Realm, missing
 
@@ -30,13 +24,11 @@ if missing():
 pytest.importorskip("gssapi", reason="python-gssapi is not installed (pip install gssapi)",
                     exc_type=ImportError)
 
-import test_gss_endpoints  # noqa: E402,F401  (puts the repository's plugins on the plugin path)
+from endpoint_client_support import api_get, send_box  # noqa: E402
 from lbtx.gss import PeerRefusedError  # noqa: E402
 from lbtx.producer.records import record_from_text  # noqa: E402
-from lbtx.protocols.box.client import connect_box  # noqa: E402
 from lbtx.protocols.box.messages import ResultCode  # noqa: E402
 
-DEADLINE = 20
 ALICE = f"alice@{REALM}"
 BOB = f"bob@{REALM}"
 SEQ = "UI={:06d}:NS=0000000000:WM=000000:BH=0000000000:JSS=000000:LM=000000:LRMS=000000:APP=000000:LBS=000000"
@@ -66,64 +58,6 @@ def krb5_client(port: int, ccache) -> str:
     return f"lbkrb5:host=127.0.0.1:port={port}:servername=localhost:ccache={ccache}:timeout=5"
 
 
-class HTTPReader(Protocol):
-    """Sends one request and collects the answer until the server closes."""
-
-    def __init__(self, request: bytes) -> None:
-        self.request = request
-        self.data = b""
-        self.closed = Deferred()
-
-    def connectionMade(self) -> None:
-        self.transport.write(self.request)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-        head, sep, body = self.data.partition(b"\r\n\r\n")
-        for line in head.lower().split(b"\r\n"):
-            if sep and line.startswith(b"content-length:") and len(body) >= int(line.split(b":")[1]):
-                self.transport.loseConnection()
-
-    def connectionLost(self, reason) -> None:
-        self.closed.callback(self.data)
-
-
-async def api_get(port: int, ccache, path: str) -> tuple[int, dict]:
-    """GET ``path`` of the JSON API over Kerberos: (HTTP status, JSON body)."""
-    request = (f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-               "Connection: close\r\n\r\n").encode()
-    endpoint = clientFromString(reactor, krb5_client(port, ccache))
-    protocol = await endpoint.connect(Factory.forProtocol(lambda: HTTPReader(request))).addTimeout(
-        DEADLINE, reactor)
-    answer = await protocol.closed.addTimeout(DEADLINE, reactor)
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    if b"chunked" in head.lower():
-        body = _unchunk(body)
-    return status, json.loads(body)
-
-
-def _unchunk(body: bytes) -> bytes:
-    out = b""
-    while body:
-        size, _, rest = body.partition(b"\r\n")
-        n = int(size, 16)
-        if n == 0:
-            break
-        out += rest[:n]
-        body = rest[n + 2:]
-    return out
-
-
-async def send(port: int, ccache, lines: list[str]) -> list:
-    client = await connect_box(clientFromString(reactor, krb5_client(port, ccache)), clock=reactor,
-                               connect_timeout=DEADLINE)
-    try:
-        return await client.send_batch([line.encode() for line in lines])
-    finally:
-        client.transport.loseConnection()
-
-
 @pytest_twisted.ensureDeferred
 async def test_kerberos_user_registers_logs_and_queries(realm, tmp_path):
     port = free_port_pair()
@@ -147,29 +81,29 @@ async def test_kerberos_user_registers_logs_and_queries(realm, tmp_path):
         # register straight with the server, as Alice (the record names no user: her principal does)
         reg = record_from_text("RegJob", job, "UserInterface", SEQ.format(1),
                                {"jdl": "[]", "ns": "ns.example.org", "jobtype": "SIMPLE"}, priority=16)
-        results = await send(port + 1, realm.cc["alice"], [reg])
+        results = await send_box(krb5_client(port + 1, realm.cc["alice"]), [reg])
         assert [r.code for r in results] == [ResultCode.STORED], results
 
         # log a user tag through the logger, as Alice; its interlogger delivers it as wms
         tag = record_from_text("UserTag", job, "UserInterface", SEQ.format(2),
                                {"name": "colour", "value": "blue"})
-        results = await send(logger_port, realm.cc["alice"], [tag])
+        results = await send_box(krb5_client(logger_port, realm.cc["alice"]), [tag])
         assert [r.code for r in results] == [ResultCode.STORED], results
         wait_until(lambda: spool_empty(data / "spool"), what="delivery of the spool")
 
-        status, who = await api_get(port, realm.cc["alice"], "/api/whoami")
+        status, who = await api_get(krb5_client(port, realm.cc["alice"]), "/api/whoami")
         assert (status, who["identity"]) == (200, ALICE)
-        status, answer = await api_get(port, realm.cc["alice"], f"/api/jobs/{job}")
+        status, answer = await api_get(krb5_client(port, realm.cc["alice"]), f"/api/jobs/{job}")
         assert status == 200, answer
         state = answer["job"]["status"]
         assert state["owner"] == ALICE
         assert state["user_tags"] == {"colour": "blue"}
 
-        status, answer = await api_get(port, realm.cc["bob"], f"/api/jobs/{job}")
+        status, answer = await api_get(krb5_client(port, realm.cc["bob"]), f"/api/jobs/{job}")
         assert status != 200 and "error" in answer, answer
 
         with pytest.raises(PeerRefusedError):
-            await api_get(port, tmp_path / "no-ticket.cc", "/api/whoami")
+            await api_get(krb5_client(port, tmp_path / "no-ticket.cc"), "/api/whoami")
     finally:
         for proc in (logger, server):
             if proc is not None:
