@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from lbtx import __version__
-from lbtx.cli import ca, log, queries, replay, serve
+from lbtx.cli import ca, log, queries, replay, serve, watch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     queries.add_parsers(sub)
     log.add_parser(sub)
     serve.add_parser(sub)
+    watch.add_parser(sub)
     return parser
 
 
