@@ -20,7 +20,7 @@ from lbtx.query.conditions import Attr, Condition, Op, QueryError
 from lbtx.schema import ENUMS, JobState, Source
 from lbtx.server.authz import ReadPolicy
 from lbtx.server.notify.model import Flags, Registration
-from lbtx.server.store import batch, schema
+from lbtx.server.store import batch, notify_sql, schema
 from lbtx.server.store.interfaces import (DuplicateRegistration, INotificationStore,
                                           UnknownRegistration)
 from lbtx.server.store.sql import POSTGRES, SQLITE, run_sync
@@ -357,3 +357,35 @@ async def test_upgrade_from_version_2(backend):
         assert states(await queued(store, r)) == [(str(job), "Running")]
     finally:
         await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_candidates_are_read_by_index(store, backend):
+    """Matching reads candidates through indexes (job list, all-jobs by owner key),
+    never by a scan of the registrations (PostgreSQL: with sequential scans
+    discouraged, as its planner prefers them on small tables)."""
+    jobs = [new_id() for _ in range(50)]
+    for i, j in enumerate(jobs):
+        await store.register(reg(job_ids=(j,)))
+        await store.register(reg(f"/CN=user{i}", conditions=(
+            (Condition(Attr.OWNER, Op.EQUAL, f"/CN=user{i}"),),)))
+    listed, found = notify_sql.candidate_queries(store._notify_dialect, [str(jobs[0])],
+                                                 ["/cn=user1"], {"a", "b"}, NOW)
+    if backend.name == "sqlite":
+        conn = sqlite3.connect(backend.target)
+        plans = [" / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + q.text, q.params))
+                 for q in (listed, found)]
+        conn.close()
+        bad = ("SCAN notif_registrations", "SCAN notif_jobs")
+    else:
+        conn = psycopg2.connect(backend.target)
+        cur = conn.cursor()
+        cur.execute("SET enable_seqscan = off")
+        plans = []
+        for q in (listed, found):
+            cur.execute("EXPLAIN " + q.text, q.params)
+            plans.append(" / ".join(r[0] for r in cur.fetchall()))
+        conn.close()
+        bad = ("Seq Scan on notif_registrations", "Seq Scan on notif_jobs")
+    for plan in plans:
+        assert "notif_" in plan and not any(b in plan for b in bad), plan
