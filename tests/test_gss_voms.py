@@ -9,9 +9,12 @@ refusal of the peer.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ from twisted.internet import reactor
 from twisted.logger import globalLogPublisher
 
 from gss_support import key
+from lbtx.cli.main import main
 from lbtx.gss import der, issuing, voms
 from lbtx.gss.credentials import load_credentials
 from lbtx.gss.issuing import parse_dn
@@ -29,6 +33,9 @@ from lbtx.gss.proxy import resolve_proxies
 from lbtx.gss.tls import TLSTransport
 from lbtx.gss.trust import TrustStore
 from lbtx.gss.voms import VOMSError, VomsTrust, parse_acseq, read_fqans
+from lbtx.producer.records import make_record, record_from_text
+from lbtx.protocols.box.messages import ResultCode
+from lbtx.schema import ENUMS
 from test_gss_tls import logs, serve, talk  # noqa: F401  (logs: a fixture)
 
 FQANS = ["/atlas/prod/Role=production/Capability=NULL", "/atlas/Role=NULL/Capability=NULL"]
@@ -36,17 +43,24 @@ NOW = datetime.datetime.now(datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
 
 
-def lbtx(*args) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "lbtx.cli.main", *map(str, args)],
-                            capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise AssertionError(f"lbtx {' '.join(map(str, args))} failed: {result.stderr}")
-    return result
+def run_lbtx(*args) -> tuple[int, str, str]:
+    """``lbtx ARGS`` in this process (its startup would dominate): (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def lbtx(*args) -> str:
+    code, out, err = run_lbtx(*args)
+    if code != 0:
+        raise AssertionError(f"lbtx {' '.join(map(str, args))} failed: {err}")
+    return out
 
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory) -> Path:
-    """A CA made by lbtx ca, with a host, two users, a VOMS server and their proxies."""
+    """A CA made by lbtx ca (in this process), with a host, two users, a VOMS server and their proxies."""
     d = tmp_path_factory.mktemp("vomsca") / "ca"
     lbtx("ca", "init", d, "--key-type", "ec")
     lbtx("ca", "host", d, "localhost", "--key-type", "ec")
@@ -139,13 +153,16 @@ async def test_attributes_of_an_unknown_voms_server_ignored(ca, logs):  # noqa: 
 
 
 def test_lbtx_ca_verify_prints_the_fqans(ca):
-    out = lbtx("ca", "verify", "--cadir", ca / "certificates", "--vomsdir", ca / "vomsdir",
-               ca / "alice-voms.pem").stdout.splitlines()
-    assert out == ["/DC=org/DC=example/CN=alice"] + [f"fqan {f}" for f in FQANS]
+    """As a real subprocess: the identity and its FQANs."""
+    result = subprocess.run([sys.executable, "-m", "lbtx.cli.main", "ca", "verify", "--cadir",
+                             str(ca / "certificates"), "--vomsdir", str(ca / "vomsdir"),
+                             str(ca / "alice-voms.pem")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["/DC=org/DC=example/CN=alice"] + [f"fqan {f}" for f in FQANS]
 
 
 def test_lbtx_ca_proxy_refuses_bad_voms_options(ca, tmp_path):
-    base = [sys.executable, "-m", "lbtx.cli.main", "ca", "proxy", "--cert",
+    base = ["ca", "proxy", "--cert",
             str(ca / "users" / "bob" / "usercert.pem"), "--key", str(ca / "users" / "bob" / "userkey.pem"),
             "--out", str(tmp_path / "p.pem")]
     voms_cert = str(ca / "voms" / "voms.example.org" / "vomscert.pem")
@@ -153,8 +170,8 @@ def test_lbtx_ca_proxy_refuses_bad_voms_options(ca, tmp_path):
                            (["--voms-cert", voms_cert], "need --voms-fqan"),
                            (["--voms-fqan", "atlas", "--voms-cert", voms_cert], "malformed FQAN"),
                            (["--voms-fqan", "/a\tb", "--voms-cert", voms_cert], "control characters")]:
-        result = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 1 and message in result.stderr, (extra, result.stderr)
+        code, _, err = run_lbtx(*base, *extra)
+        assert code == 1 and message in err, (extra, err)
         assert not (tmp_path / "p.pem").exists()
 
 
@@ -317,3 +334,67 @@ def test_vomsdir_loading(tmp_path, chain):
     (tmp_path / "atlas" / "voms.pem").write_bytes(issuing.cert_pem(chain.voms.cert))
     (tmp_path / "atlas" / "junk.pem").write_text("not a certificate")
     assert [c.subject for c in VomsTrust.load(tmp_path).certificates] == [chain.voms.cert.subject]
+
+
+# --- an ACL group grant through a real lb-server on lbtls: ports ---------------------------------
+
+
+SEQ = "UI={:06d}:NS=0000000000:WM=000000:BH=0000000000:JSS=000000:LM=000000:LRMS=000000:APP=000000:LBS=000000"
+
+
+def change_acl(job: str, n: int, user_id: str, id_type: str) -> str:
+    return make_record("ChangeACL", job, "UserInterface", SEQ.format(n), user_id=user_id,
+                       user_id_type=ENUMS["ChangeACLUserIdType"][id_type],
+                       permission=ENUMS["ChangeACLPermission"].READ,
+                       permission_type=ENUMS["ChangeACLPermissionType"].ALLOW,
+                       operation=ENUMS["ChangeACLOperation"].ADD)
+
+
+@pytest_twisted.ensureDeferred
+async def test_acl_grants_through_fqans_over_tls(ca, tmp_path):
+    """Alice's jobs grant READ to the VOMS group atlas:prod and to the FQAN /cms/Role=admin;
+    Bob reads exactly the job his proxy's attributes are granted, over TLS to a real lb-server."""
+    from daemon_support import free_port_pair, start_daemon, stop_daemon
+    from endpoint_client_support import api_get, send_box
+
+    port = free_port_pair()
+    host = ca / "hosts" / "localhost"
+    tls = (f"interface=127.0.0.1:cert={host / 'hostcert.pem'}:key={host / 'hostkey.pem'}"
+           f":cadir={ca / 'certificates'}:vomsdir={ca / 'vomsdir'}")
+
+    def client(p: int, proxy: str) -> str:
+        return (f"lbtls:host=127.0.0.1:port={p}:servername=localhost:cert={ca / (proxy + '.pem')}"
+                f":cadir={ca / 'certificates'}:timeout=5")
+
+    atlas_job = f"https://127.0.0.1:{port}/voms{uuid.uuid4().hex[:18]}"
+    cms_job = f"https://127.0.0.1:{port}/voms{uuid.uuid4().hex[:18]}"
+    server = start_daemon("lb-server", [
+        "--data-dir", str(tmp_path / "server-data"),
+        "--listen-store", f"lbtls:{port + 1}:{tls}", "--listen-query", f"lbtls:{port}:{tls}",
+        "--server-name", f"127.0.0.1:{port}"], tmp_path, port + 1, tag="server")
+    try:
+        lines = []
+        for job, (user_id, id_type) in [(atlas_job, ("atlas:prod", "GROUP")),
+                                        (cms_job, ("/cms/Role=admin", "FQAN"))]:
+            lines += [record_from_text("RegJob", job, "UserInterface", SEQ.format(1),
+                                       {"jdl": "[]", "ns": "ns.example.org", "jobtype": "SIMPLE"},
+                                       priority=16),
+                      change_acl(job, 2, user_id, id_type)]
+        results = await send_box(client(port + 1, "alice-plain"), lines)
+        assert [r.code for r in results] == [ResultCode.STORED] * len(lines), results
+
+        status, who = await api_get(client(port, "bob-atlas"), "/api/whoami")
+        assert who == {"identity": "/DC=org/DC=example/CN=bob", "fqans": ["/atlas/prod/Role=production"]}
+
+        readable = {}
+        for proxy in ("alice-plain", "bob-atlas", "bob-cms", "bob-plain"):
+            for job in (atlas_job, cms_job):
+                status, answer = await api_get(client(port, proxy), f"/api/jobs/{job}")
+                if status == 200:
+                    assert answer["job"]["status"]["owner"] == "/DC=org/DC=example/CN=alice"
+                    readable.setdefault(proxy, []).append(job)
+                else:
+                    assert "error" in answer, answer
+    finally:
+        stop_daemon(server)
+    assert readable == {"alice-plain": [atlas_job, cms_job], "bob-atlas": [atlas_job], "bob-cms": [cms_job]}
