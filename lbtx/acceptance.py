@@ -5,6 +5,12 @@ This is the one place that decides (state-machines.md §1.1, formats.md §6.3-6.
 1. registration: an event for an unknown job is refused unless it is a RegJob;
    a RegJob for a known job is refused if its sender is not the owner, or if it
    is flagged exclusive;
+   the sender must be allowed to log the event for the job (§6.5): for the
+   sources UserInterface, LRMS and Application the owner, a sender holding TAG
+   for a UserTag (an ACL entry for its subject, or being the payload owner), or
+   anyone not anonymous for TakePayloadOwnership; for other sources anyone not
+   anonymous; senders the caller trusts (super-users; everybody with
+   ``--noauth``) skip this check;
 2. duplicates: an event equal in type, source, host, timestamp, level and
    sequence code to a stored one is acknowledged and has no effect;
 3. storage, then ChangeACL to the ACL, every other event to the job's state
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from lbtx import subject
 from lbtx.events import Event, make_event
@@ -36,7 +42,7 @@ from lbtx.status import HIST_SIZE, JobStatus
 from lbtx.timeval import Timeval
 
 __all__ = ["Delivery", "JobRecord", "JobTable", "MemoryJobTable", "Applied", "Outcome", "accept",
-           "child_class", "thorough_histogram", "SERVER_IDENTITY"]
+           "child_class", "thorough_histogram", "logging_refusal", "SERVER_IDENTITY"]
 
 #: The identity the server logs its own events under, unless told otherwise.
 SERVER_IDENTITY = "LBServer"
@@ -56,6 +62,7 @@ class Delivery(str, enum.Enum):
     REJECTED_UNREGISTERED = "rejected_unregistered"  #: job unknown (ENOENT); sender retries
     REJECTED_NOT_OWNER = "rejected_not_owner"        #: RegJob by someone else (EPERM)
     REJECTED_EXISTS = "rejected_exists"              #: exclusive RegJob of a known job (EEXIST)
+    REJECTED_NOT_ALLOWED = "rejected_not_allowed"    #: sender may not log it for this job (EPERM)
 
     @property
     def accepted(self) -> bool:
@@ -151,12 +158,14 @@ class Outcome:
 
 
 def accept(table: JobTable, event: Event, *, now: Timeval | None = None,
-           server_identity: str = SERVER_IDENTITY, server_host: str = "") -> Outcome:
+           server_identity: str = SERVER_IDENTITY, server_host: str = "",
+           trusted: Callable[[str], bool] | None = None) -> Outcome:
     """Deliver ``event`` to the server whose store ``table`` is.
 
     ``now`` is the server clock, used for generated events (default: the event's
     own timestamp, which keeps replays deterministic). The event must have been
-    validated; its ``job_id`` and ``user`` must be set.
+    validated; its ``job_id`` and ``user`` must be set. ``trusted(user)`` tells
+    the senders that skip the logging-rights check (None: nobody).
     """
     job_id = event.job_id
     rec = table.get(job_id)
@@ -171,6 +180,10 @@ def accept(table: JobTable, event: Event, *, now: Timeval | None = None,
         if is_reg and not subject.same(event.user, rec.owner):
             return Outcome(Delivery.REJECTED_NOT_OWNER,
                            "job registered by another user")
+        if not (trusted is not None and trusted(event.user)):
+            refusal = logging_refusal(rec, event)
+            if refusal:
+                return Outcome(Delivery.REJECTED_NOT_ALLOWED, refusal)
     if table.is_duplicate(job_id, event.dedupe_key()):
         return Outcome(Delivery.DUPLICATE, "duplicate event")
 
@@ -197,6 +210,50 @@ def accept(table: JobTable, event: Event, *, now: Timeval | None = None,
     for gen_event, parent in generated:
         _apply_generated(table, parent, gen_event, outcome)
     return outcome
+
+
+# --- logging rights (formats.md §6.5) -----------------------------------------------------
+
+_OWNER_SOURCES = frozenset({Source.USER_INTERFACE, Source.LRMS, Source.APPLICATION})
+_ANONYMOUS = frozenset({"", "anonymous"})
+
+
+def _holds_tag(rec: JobRecord, user: str) -> bool:
+    """Whether ``user`` may log user tags: the payload owner, or an ACL entry for
+    its subject allowing TAG that no matching entry denies."""
+    payload_owner = getattr(rec.status, "payload_owner", None)
+    if payload_owner and subject.same(payload_owner, user):
+        return True
+    allowed = False
+    for entry in rec.acl or ():
+        if len(entry) < 4 or entry[1] != "DN" or entry[2] != "TAG":
+            continue
+        if not subject.same(entry[0], user):
+            continue
+        if entry[3] == "DENY":
+            return False
+        allowed = allowed or entry[3] == "ALLOW"
+    return allowed
+
+
+def logging_refusal(rec: JobRecord, event: Event) -> str:
+    """Why the sender of ``event`` may not log it for the existing job ``rec``
+    ("" when it may)."""
+    user = event.user or ""
+    anonymous = user in _ANONYMOUS
+    if event.source in _OWNER_SOURCES:
+        if not anonymous and subject.same(user, rec.owner):
+            return ""
+        name = event.type_name
+        if name == "UserTag" and not anonymous and _holds_tag(rec, user):
+            return ""
+        if name == "TakePayloadOwnership" and not anonymous:
+            return ""
+        return (f"{event.source.text} events of this job may be logged only by its owner"
+                + (" or holders of TAG" if name == "UserTag" else ""))
+    if anonymous:
+        return "anonymous senders may not log events"
+    return ""
 
 
 # --- steps ----------------------------------------------------------------------------

@@ -31,9 +31,10 @@ def regjob(job=JOB, user=ALICE, jobtype=RegJobJobtype.SIMPLE, nsubjobs=0, seed=N
                       priority=priority)
 
 
-def running(job=JOB, node="wn01.example.org", ts=Timeval(T0.sec + 100, 0), s=None):
-    return make_event("Running", job_id=job, user=ALICE, timestamp=ts, host="wn01",
-                      source=Source.LRMS, seqcode=s or seq(2, wm=2, lm=1, lrms=1), node=node)
+def running(job=JOB, node="wn01.example.org", ts=Timeval(T0.sec + 100, 0), s=None,
+            source=Source.LRMS, user=ALICE):
+    return make_event("Running", job_id=job, user=user, timestamp=ts, host="wn01",
+                      source=source, seqcode=s or seq(2, wm=2, lm=1, lrms=1), node=node)
 
 
 def test_event_for_unknown_job_is_refused_and_not_stored():
@@ -71,10 +72,10 @@ def test_refused_event_is_accepted_after_registration():
 
 def test_duplicate_is_acknowledged_and_has_no_effect():
     """An event equal in type, source, host, timestamp, level and seqcode is a duplicate,
-    even when its sender or body differ."""
+    even when its sender or body differ (for a source any sender may log)."""
     table = MemoryJobTable()
     accept(table, regjob())
-    first = running(node="wn01")
+    first = running(node="wn01", source=Source.LOG_MONITOR)
     assert accept(table, first).delivery is Delivery.STORED
     before = table.get(JOB).status
     again = first.copy(user=BOB, node="elsewhere")
@@ -270,3 +271,77 @@ def test_thorough_histogram_counts_actual_states():
 def test_job_record_defaults():
     rec = JobRecord(job_id=JOB, owner=ALICE, status=JobStatus())
     assert rec.acl == [] and rec.children == {} and rec.nevents == 0
+
+
+# --- logging rights (formats.md §6.5) -----------------------------------------------------
+def usertag(user, name="phase", value="1", source=Source.USER_INTERFACE, s=None):
+    return make_event("UserTag", job_id=JOB, user=user, timestamp=Timeval(T0.sec + 50, 0),
+                      host="ui", source=source, seqcode=s or seq(1, ui=1), name=name, value=value)
+
+
+def change_acl(user_id, permission, operation="ADD", permission_type="ALLOW", n=2):
+    return make_event("ChangeACL", job_id=JOB, user=ALICE, timestamp=Timeval(T0.sec + 10, n),
+                      host="ui", source=Source.USER_INTERFACE, seqcode=seq(1, ui=n),
+                      user_id=user_id, user_id_type=ENUMS["ChangeACLUserIdType"]["DN"],
+                      permission=ENUMS["ChangeACLPermission"][permission],
+                      permission_type=ENUMS["ChangeACLPermissionType"][permission_type],
+                      operation=ENUMS["ChangeACLOperation"][operation])
+
+
+@pytest.mark.parametrize("source", [Source.USER_INTERFACE, Source.LRMS, Source.APPLICATION])
+def test_owner_sources_are_for_the_owner_only(source):
+    """UserInterface, LRMS and Application events of another sender are refused
+    (EPERM), stored nowhere, and change nothing; the owner's are stored."""
+    table = MemoryJobTable()
+    accept(table, regjob())
+    before = table.get(JOB).status
+    out = accept(table, running(source=source, user=BOB))
+    assert out.delivery is Delivery.REJECTED_NOT_ALLOWED and not out.delivery.accepted
+    assert "owner" in out.reason
+    assert table.get(JOB).status is before and len(table.events[JOB]) == 1
+    assert accept(table, running(source=source)).delivery is Delivery.STORED
+
+
+def test_other_sources_refuse_only_anonymous():
+    table = MemoryJobTable()
+    accept(table, regjob())
+    out = accept(table, running(source=Source.LOG_MONITOR, user="anonymous"))
+    assert out.delivery is Delivery.REJECTED_NOT_ALLOWED and "anonymous" in out.reason
+    assert accept(table, running(source=Source.LOG_MONITOR, user=BOB)).delivery is Delivery.STORED
+
+
+def test_user_tags_need_the_tag_right():
+    """A user tag from another user needs TAG in the ACL for its subject; a DENY
+    entry wins; READ is not enough."""
+    table = MemoryJobTable()
+    accept(table, regjob())
+    assert accept(table, usertag(BOB)).delivery is Delivery.REJECTED_NOT_ALLOWED
+    accept(table, change_acl(BOB, "READ"))
+    assert accept(table, usertag(BOB)).delivery is Delivery.REJECTED_NOT_ALLOWED
+    accept(table, change_acl(BOB, "TAG", n=3))
+    assert accept(table, usertag(BOB)).delivery is Delivery.STORED
+    assert table.get(JOB).status.user_tags == {"phase": "1"}
+    accept(table, change_acl(BOB, "TAG", permission_type="DENY", n=4))
+    out = accept(table, usertag(BOB, value="2", s=seq(1, ui=3)))
+    assert out.delivery is Delivery.REJECTED_NOT_ALLOWED
+    assert accept(table, usertag("anonymous", s=seq(1, ui=4))).delivery \
+        is Delivery.REJECTED_NOT_ALLOWED
+
+
+def test_take_payload_ownership_from_anyone_but_anonymous():
+    table = MemoryJobTable()
+    accept(table, regjob())
+    take = make_event("TakePayloadOwnership", job_id=JOB, user=BOB,
+                      timestamp=Timeval(T0.sec + 5, 0), host="wn", source=Source.APPLICATION,
+                      seqcode=seq(1))
+    assert accept(table, take.copy(user="anonymous")).delivery is Delivery.REJECTED_NOT_ALLOWED
+    assert accept(table, take).delivery is Delivery.STORED
+
+
+def test_trusted_senders_skip_the_check():
+    table = MemoryJobTable()
+    accept(table, regjob())
+    out = accept(table, running(user=BOB), trusted=lambda user: user == BOB)
+    assert out.delivery is Delivery.STORED
+    out = accept(table, usertag("anonymous"), trusted=lambda user: True)
+    assert out.delivery is Delivery.STORED

@@ -51,6 +51,7 @@ def test_every_delivery_maps_to_a_result():
     expected = {Delivery.STORED: ResultCode.STORED, Delivery.DUPLICATE: ResultCode.DUPLICATE,
                 Delivery.REJECTED_UNREGISTERED: ResultCode.UNKNOWN_JOB,
                 Delivery.REJECTED_NOT_OWNER: ResultCode.NOT_OWNER,
+                Delivery.REJECTED_NOT_ALLOWED: ResultCode.NOT_OWNER,
                 Delivery.REJECTED_EXISTS: ResultCode.EXISTS}
     assert set(expected) == set(Delivery)
     for delivery, code in expected.items():

@@ -83,7 +83,8 @@ def test_store_provides_interface(store):
 async def test_outcomes(store):
     """Every acceptance outcome comes back through the store, and only stored events
     are kept: stored, duplicate, unknown job, re-registration by another user,
-    exclusive re-registration; re-registration by the owner is stored."""
+    exclusive re-registration, an LRMS event from another user (checked before
+    duplicates, as the original does); re-registration by the owner is stored."""
     job = new_id()
     reg = regjob(job)
     events = [
@@ -93,14 +94,14 @@ async def test_outcomes(store):
         regjob(job, BOB, t=Timeval(T0.sec + 1, 0)),      # another owner
         regjob(job, priority=int(LogFlag.EXCL), t=Timeval(T0.sec + 2, 0)),  # exclusive
         running(job),
-        running(job, user=BOB),                          # differs only in DG.USER: duplicate
+        running(job, user=BOB),                          # LRMS from a non-owner: EPERM (§6.5)
         regjob(job, t=Timeval(T0.sec + 3, 0)),           # the owner again
     ]
     outcomes = await store.accept_events(events)
     assert [o.delivery for o in outcomes] == [
         Delivery.REJECTED_UNREGISTERED, Delivery.STORED, Delivery.DUPLICATE,
         Delivery.REJECTED_NOT_OWNER, Delivery.REJECTED_EXISTS, Delivery.STORED,
-        Delivery.DUPLICATE, Delivery.STORED]
+        Delivery.REJECTED_NOT_ALLOWED, Delivery.STORED]
     rec = await store.job_status(job)
     assert rec.owner == ALICE and rec.nevents == 3
     assert rec.status.state == JobState.RUNNING

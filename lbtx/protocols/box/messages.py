@@ -71,6 +71,7 @@ _FROM_DELIVERY = {
     "duplicate": ResultCode.DUPLICATE,
     "rejected_unregistered": ResultCode.UNKNOWN_JOB,
     "rejected_not_owner": ResultCode.NOT_OWNER,
+    "rejected_not_allowed": ResultCode.NOT_OWNER,
     "rejected_exists": ResultCode.EXISTS,
 }
 
