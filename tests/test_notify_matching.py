@@ -106,6 +106,25 @@ def test_changed_fields_and_document():
     assert matching.changed_fields(new, new) == []
 
 
+def test_anonymized_document():
+    """With the anonymized flag identities are hashes and the ACL is left out."""
+    from lbtx import subject
+    from lbtx.events import make_event
+    from lbtx.schema import Source
+    from lbtx.timeval import Timeval
+    st = status(JobState.RUNNING, payload_owner=BOB, acl=["x"])
+    ev = make_event("Running", timestamp=Timeval(1, 0), host="wn", source=Source.LRMS,
+                    job_id=JOB, user=BOB, node="wn01")
+    plain = matching.document("n", 1, JOB, None, to_json(st), ev)
+    anon = matching.document("n", 1, JOB, None, to_json(st), ev, flags=Flags.ANONYMIZE)
+    assert plain["status"]["owner"] == ALICE and plain["event"]["user"] == BOB
+    assert anon["status"]["owner"] == subject.user_id(ALICE)
+    assert anon["status"]["payload_owner"] == subject.user_id(BOB)
+    assert anon["event"]["user"] == subject.user_id(BOB) and "acl" not in anon["status"]
+    assert ALICE not in repr(anon) and BOB not in repr(anon)
+    assert anon["changed"] == plain["changed"]
+
+
 @pytest.mark.parametrize("text", [
     "", "NOTIF:abc", "https://lb.example.org:9000/abc", "https://lb.example.org:9000/NOTIF:",
     "https://lb.example.org:9000/NOTIF:a/b", "https://lb.example.org:9000/NOTIF:a b",

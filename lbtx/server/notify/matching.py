@@ -26,7 +26,8 @@ from lbtx.server.notify.model import Flags
 from lbtx.status import TERMINAL_STATES, to_json
 
 __all__ = ["Candidate", "matches", "document", "changed_fields", "encode_conditions",
-           "decode_conditions", "indexed_owner", "resolve_owner", "check_conditions"]
+           "decode_conditions", "indexed_owner", "resolve_owner", "check_conditions",
+           "anonymized_status", "status_json"]
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,40 @@ def changed_fields(old_json: dict | None, new_json: dict) -> list[str]:
     return sorted(k for k in keys if old_json.get(k) != new_json.get(k))
 
 
+#: status fields holding identities, replaced by their hashes with Flags.ANONYMIZE
+_SUBJECT_FIELDS = ("owner", "payload_owner", "pbs_owner", "condor_owner", "cream_owner")
+#: status fields left out with Flags.ANONYMIZE
+_PERSONAL_FIELDS = ("acl", "user_fqans")
+
+
+def anonymized_status(doc: dict) -> dict:
+    """A status document with subjects replaced by their hashes (formats.md §9.5 step
+    5, :func:`lbtx.subject.user_id`) and the ACL and FQANs left out."""
+    out = {k: v for k, v in doc.items() if k not in _PERSONAL_FIELDS}
+    for k in _SUBJECT_FIELDS:
+        if isinstance(out.get(k), str) and out[k]:
+            out[k] = subject.user_id(out[k])
+    return out
+
+
+def _event_doc(event, anonymize: bool) -> dict:
+    doc = event_json_object(event)
+    if anonymize and isinstance(doc.get("user"), str) and doc["user"]:
+        doc["user"] = subject.user_id(doc["user"])
+    return doc
+
+
 def document(notif_id: str, seq: int, job_id: JobId, old_json: dict | None, new_json: dict,
-             event, history: list | None = None) -> dict[str, Any]:
-    """The JSON document of one message (see :class:`~lbtx.server.notify.model.Message`)."""
+             event, history: list | None = None, flags: Flags = Flags.NONE) -> dict[str, Any]:
+    """The JSON document of one message (see :class:`~lbtx.server.notify.model.Message`);
+    with :attr:`Flags.ANONYMIZE` identities are hashed (:func:`anonymized_status`)."""
+    anonymize = bool(flags & Flags.ANONYMIZE)
+    status = anonymized_status(new_json) if anonymize else new_json
     doc: dict[str, Any] = {"notification": notif_id, "seq": seq, "jobid": str(job_id),
-                           "status": new_json, "changed": changed_fields(old_json, new_json),
-                           "event": event_json_object(event)}
+                           "status": status, "changed": changed_fields(old_json, new_json),
+                           "event": _event_doc(event, anonymize)}
     if history is not None:
-        doc["history"] = [event_json_object(e) for e in history]
+        doc["history"] = [_event_doc(e, anonymize) for e in history]
     return doc
 
 

@@ -293,7 +293,8 @@ def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy) -> Work:
         history = None
         if cand.flags & Flags.HISTORY:
             history = yield from _history(d, job_id, a.event, histories)
-        doc = matching.document(cand.notif_id, seq, job_id, old_json, new_json, a.event, history)
+        doc = matching.document(cand.notif_id, seq, job_id, old_json, new_json, a.event, history,
+                                cand.flags)
         out.append((cand.unique, seq, str(job_id), created, _dumps(doc)))
     for stmt in d.insert("notif_messages", ("unique_id", "seq", "jobid", "created", "document"),
                          out):
