@@ -107,3 +107,62 @@ def test_callers_from_strings_and_identities():
     assert caller_of(Identity.unix("alice", 1000)) == "unix:alice"
     assert caller_of(Identity.anonymous()) is None
     assert "Caller(" in repr(x509)
+
+
+# --- steps 5-7: the policy file (§11.4, §11.6) -----------------------------------------------
+from lbtx.server.anonymize import Access, Anonymizer  # noqa: E402
+from lbtx.server.policy import parse_policy  # noqa: E402
+
+POLICY = parse_policy(f'''resource "LB" {{
+    action "ADMIN_ACCESS" {{ rule permit {{ fqan = "/ops/Role=lbadmin" }} }}
+    action "READ_ALL" {{ rule permit {{ subject = "{CAROL}" }} }}
+    action "READ_ANONYMIZED" {{ rule permit {{ fqan = "/stats" }} }}
+    action "STATUS_FOR_MONITORING" {{ rule permit {{ fqan = "/mon" }} rule permit {{ fqan = "/stats" }} }}
+}}''')
+
+
+def test_policy_steps_in_order():
+    """ADMIN_ACCESS makes a super-user; READ_ALL reads in full; READ_ANONYMIZED
+    before STATUS_FOR_MONITORING; nothing for anybody else."""
+    policy = ReadPolicy(policy=POLICY)
+    rec = record()
+    assert policy.access(Caller("/CN=root", ["/ops/Role=lbadmin"]), rec) is Access.FULL
+    assert policy.is_superuser(Caller("/CN=root", ["/ops/Role=lbadmin"]))
+    assert policy.access(CAROL, rec) is Access.FULL and policy.unrestricted(CAROL)
+    assert not policy.is_superuser(CAROL)
+    assert policy.access(Caller("/CN=s", ["/stats"]), rec) is Access.ANONYMIZED
+    assert policy.access(Caller("/CN=m", ["/mon"]), rec) is Access.MONITORING
+    assert not policy.unrestricted(Caller("/CN=m", ["/mon"]))
+    assert policy.access(BOB, rec) is None and not policy.may_read(BOB, rec)
+    assert policy.access(ALICE, rec) is Access.FULL
+    assert ReadPolicy().access(CAROL, rec) is None          # no policy file: no step 5
+
+
+def test_anonymized_and_monitoring_views():
+    from lbtx.events import make_event
+    from lbtx.schema import ENUMS, JobState, Source
+    from lbtx.timeval import Timeval
+    a = Anonymizer(b"server salt")
+    s = JobStatus(job_id=JOB, owner=ALICE, payload_owner=BOB, state=JobState.RUNNING,
+                  destination="ce.example.org", reason="private reason",
+                  jdl='[ Executable = "/bin/secret"; VirtualOrganisation = "voce"; ]')
+    anon = a.status(s, Access.ANONYMIZED)
+    assert anon.owner == a.hash(ALICE) != ALICE and anon.payload_owner == a.hash(BOB)
+    assert anon.reason == "private reason" and s.owner == ALICE          # original untouched
+    assert Anonymizer(b"other salt").hash(ALICE) != anon.owner
+    mon = a.status(s, Access.MONITORING)
+    assert mon.owner is None and mon.reason is None and mon.payload_owner is None
+    assert mon.state == JobState.RUNNING and mon.destination == "ce.example.org"
+    assert mon.jdl == '[ VirtualOrganisation = "voce"; ]' and "secret" not in mon.jdl
+    assert a.status(s, Access.FULL) is s
+    acl = make_event("ChangeACL", job_id=JOB, user=ALICE, timestamp=Timeval(1, 0), host="ui",
+                     source=Source.USER_INTERFACE, seqcode="UI=000001:NS=0000000001:WM=000000:"
+                     "BH=0000000000:JSS=000000:LM=000000:LRMS=000000:APP=000000:LBS=000000",
+                     user_id=BOB, user_id_type=ENUMS["ChangeACLUserIdType"]["DN"],
+                     permission=ENUMS["ChangeACLPermission"]["READ"],
+                     permission_type=ENUMS["ChangeACLPermissionType"]["ALLOW"],
+                     operation=ENUMS["ChangeACLOperation"]["ADD"])
+    hidden = a.event(acl, Access.ANONYMIZED)
+    assert hidden.user == a.hash(ALICE) and hidden.user_id == a.hash(BOB)
+    gone = a.event(acl, Access.MONITORING)
+    assert gone.user is None and gone.user_id is None

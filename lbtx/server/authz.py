@@ -1,19 +1,23 @@
-"""Who may read a job (formats.md §11.4, steps 1-4).
+"""Who may read a job, and how (formats.md §11.4).
 
 A caller may read a job when, checked in this order:
 
 1. authorization checks are off (``--noauth``) or the caller is a super-user
-   (``--superuser DN`` or ``--superuser FQAN:<fqan>``);
+   (``--superuser DN``, ``--superuser FQAN:<fqan>``, or ``ADMIN_ACCESS`` in the
+   policy file);
 2. the caller is the job's owner (subjects compared per §0.2);
 3. the caller is the job's payload owner;
 4. the job's ACL grants ``READ`` to the caller's DN, VOMS group or FQAN, and no
-   entry that matches the caller denies it.
+   entry that matches the caller denies it;
+5. the policy file grants ``READ_ALL``;
+6. the policy grants ``READ_ANONYMIZED``: read with subjects hashed;
+7. the policy grants ``STATUS_FOR_MONITORING``: read a reduced status.
 
-Anonymous callers (None) read nothing unless checks are off. The caller is a
+:meth:`ReadPolicy.access` answers with the :class:`~lbtx.server.anonymize.Access`
+(None: no access); :meth:`ReadPolicy.may_read` whether there is any. Anonymous
+callers (None) read nothing unless checks are off. The caller is a
 :class:`Caller`, or any ``str`` (a subject DN, ``unix:NAME``, a configured
-identity) taken as a caller without VOMS attributes. Policy files (steps 5-7:
-``READ_ALL``, anonymised and monitoring access) are for a later issue: they slot
-in as more checks of :meth:`ReadPolicy.may_read`.
+identity) taken as a caller without VOMS attributes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from lbtx import subject
+from lbtx.server.anonymize import Access
+from lbtx.server.policy import Action, ServerPolicy
 
 __all__ = ["Caller", "ReadPolicy", "caller_of", "acl_allows_read", "fqan_group"]
 
@@ -130,16 +136,23 @@ def acl_allows_read(acl: Iterable[Sequence[str]], caller: Caller) -> bool:
 
 @dataclass(frozen=True)
 class ReadPolicy:
-    """The server's read rules: ``superusers`` (DNs or ``FQAN:<fqan>``) and ``noauth``."""
+    """The server's read rules: ``superusers`` (DNs or ``FQAN:<fqan>``), ``noauth``
+    and the server ``policy`` file (None: none)."""
 
     superusers: tuple[str, ...] = ()
     noauth: bool = False
+    policy: ServerPolicy | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "superusers", tuple(self.superusers))
 
+    def allows(self, action: Action, caller) -> bool:
+        """Whether the policy file grants ``action`` to ``caller``."""
+        return self.policy is not None and self.policy.allows(action, caller_of(caller))
+
     def is_superuser(self, caller) -> bool:
-        """Whether the caller holds ``ADMIN_ACCESS`` through a ``--superuser`` rule."""
+        """Whether the caller holds ``ADMIN_ACCESS``: a ``--superuser`` rule or the
+        policy file."""
         caller = caller_of(caller)
         if caller is None:
             return False
@@ -150,25 +163,37 @@ class ReadPolicy:
                     return True
             elif subject.same(su, caller):
                 return True
-        return False
+        return self.allows(Action.ADMIN_ACCESS, caller)
 
     def unrestricted(self, caller) -> bool:
-        """Step 1: whether the caller may read every job."""
-        return self.noauth or self.is_superuser(caller)
+        """Whether the caller may read every job in full (steps 1 and 5)."""
+        return self.noauth or self.is_superuser(caller) or self.allows(Action.READ_ALL, caller)
 
-    def may_read(self, caller, record) -> bool:
-        """Whether ``caller`` may read the job of ``record`` (a
-        :class:`lbtx.acceptance.JobRecord`: owner, status, ACL)."""
+    def access(self, caller, record) -> Access | None:
+        """How ``caller`` may read the job of ``record`` (a
+        :class:`lbtx.acceptance.JobRecord`: owner, status, ACL); None: not at all."""
         if self.noauth:
-            return True
+            return Access.FULL
         caller = caller_of(caller)
         if caller is None:
-            return False
+            return None
         if self.is_superuser(caller):
-            return True
+            return Access.FULL
         if subject.same(record.owner, caller):
-            return True
+            return Access.FULL
         payload_owner = getattr(record.status, "payload_owner", None)
         if payload_owner and subject.same(payload_owner, caller):
-            return True
-        return acl_allows_read(record.acl or (), caller)
+            return Access.FULL
+        if acl_allows_read(record.acl or (), caller):
+            return Access.FULL
+        if self.allows(Action.READ_ALL, caller):
+            return Access.FULL
+        if self.allows(Action.READ_ANONYMIZED, caller):
+            return Access.ANONYMIZED
+        if self.allows(Action.STATUS_FOR_MONITORING, caller):
+            return Access.MONITORING
+        return None
+
+    def may_read(self, caller, record) -> bool:
+        """Whether ``caller`` may read the job of ``record`` at all."""
+        return self.access(caller, record) is not None
