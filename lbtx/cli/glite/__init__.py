@@ -12,6 +12,9 @@ command                    module                                      cli.md
 ``glite-lb-state_history`` :mod:`.state_history` - state after events  §3.6
 ``glite-lb-user_jobs``     :mod:`.user_jobs` - the caller's jobs       §3.7
 ``glite-lb-query_ext``     :mod:`.query_ext` - conditional queries     §3.8
+``glite-lb-logevent``      :mod:`.logevent` - log one event            §3.2
+``glite-lb-<state>.sh``    :mod:`.state_scripts` - the WMS chain up    §3.19
+                           to a state (waiting ... cancelled)
 =========================  ==========================================  ==========
 
 They talk to the server through the blocking clients of :mod:`lbtx.cli.query_client`
