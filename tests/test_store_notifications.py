@@ -389,3 +389,34 @@ async def test_candidates_are_read_by_index(store, backend):
         bad = ("Seq Scan on notif_registrations", "Seq Scan on notif_jobs")
     for plan in plans:
         assert "notif_" in plan and not any(b in plan for b in bad), plan
+
+
+@pytest_twisted.ensureDeferred
+async def test_listing_and_bootstrap(store):
+    """registrations() lists by owner (subjects compared as subjects) or all;
+    queue_bootstrap queues the current state of every matching readable job."""
+    ja, jb, jc = new_id(), new_id(), new_id()
+    await store.accept_events([regjob(ja), running(ja), regjob(jb), regjob(jc, BOB)])
+    done_or_running = ((Condition(Attr.STATUS, Op.EQUAL, JobState.RUNNING),),)
+    listed = await store.register(reg(job_ids=(ja, jb, jc), flags=Flags.BOOTSTRAP))
+    running_all = await store.register(reg(conditions=done_or_running, flags=Flags.HISTORY))
+    bobs = await store.register(reg(BOB + "/CN=proxy"))
+    assert [r.notif_id for r in await store.registrations(ALICE)] == sorted(
+        [listed.notif_id, running_all.notif_id], key=lambda n: n.rpartition(":")[2])
+    assert [r.notif_id for r in await store.registrations(BOB)] == [bobs.notif_id]
+    assert len(await store.registrations()) == 3
+    assert len(await store.registrations(limit=2)) == 2
+    assert await store.queue_bootstrap(listed.notif_id) == 2      # jc is Bob's
+    got = await queued(store, listed)
+    assert sorted(states(got)) == sorted([(str(ja), "Running"), (str(jb), "Submitted")])
+    assert [m.seq for m in got] == [1, 2] and got[0].document["event"] is None
+    assert "state" in got[0].document["changed"]
+    assert await store.queue_bootstrap(running_all.notif_id) == 1
+    [m] = await queued(store, running_all)
+    assert m.job_id == str(ja) and [e["type"] for e in m.document["history"]] == [
+        "RegJob", "Running"]
+    assert await store.queue_bootstrap(bobs.notif_id, lambda owner, rec: True) == 3
+    await store.accept_events([abort(ja)])
+    assert [m.seq for m in await queued(store, listed)] == [1, 2, 3]
+    with pytest.raises(UnknownRegistration):
+        await store.queue_bootstrap(notif_id())

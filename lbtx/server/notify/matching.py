@@ -137,7 +137,9 @@ def anonymized_status(doc: dict) -> dict:
     return out
 
 
-def _event_doc(event, anonymize: bool) -> dict:
+def _event_doc(event, anonymize: bool) -> dict | None:
+    if event is None:
+        return None
     doc = event_json_object(event)
     if anonymize and isinstance(doc.get("user"), str) and doc["user"]:
         doc["user"] = subject.user_id(doc["user"])
@@ -147,7 +149,8 @@ def _event_doc(event, anonymize: bool) -> dict:
 def document(notif_id: str, seq: int, job_id: JobId, old_json: dict | None, new_json: dict,
              event, history: list | None = None, flags: Flags = Flags.NONE) -> dict[str, Any]:
     """The JSON document of one message (see :class:`~lbtx.server.notify.model.Message`);
-    with :attr:`Flags.ANONYMIZE` identities are hashed (:func:`anonymized_status`)."""
+    with :attr:`Flags.ANONYMIZE` identities are hashed (:func:`anonymized_status`).
+    ``event`` is None for a bootstrap message (the job's current state)."""
     anonymize = bool(flags & Flags.ANONYMIZE)
     status = anonymized_status(new_json) if anonymize else new_json
     doc: dict[str, Any] = {"notification": notif_id, "seq": seq, "jobid": str(job_id),

@@ -200,6 +200,19 @@ class INotificationStore(Interface):
         """Delete the messages with ``seq <= up_to_seq`` (delivered); fire with how many
         were deleted. Fails with :class:`UnknownRegistration`."""
 
+    def registrations(owner=None, *, limit=None):
+        """Fire with the :class:`Registration` records of ``owner`` (subjects compared
+        as :func:`lbtx.subject.same` does; None: everybody's), ordered by unique part,
+        at most ``limit`` when given."""
+
+    def queue_bootstrap(notif_id, caller_may_read=None):
+        """Queue (``Flags.BOOTSTRAP``) the current state of every job matching the
+        registration (conditions and job list) that ``caller_may_read(owner, record)``
+        allows (None: :attr:`read_policy`), at most ``notify_sql.BOOTSTRAP_LIMIT``
+        jobs, by unique id; each message has ``"event": None`` and every field in
+        ``changed``. Fire with how many were queued (0 for an expired registration);
+        fail with :class:`UnknownRegistration`."""
+
     def pending_registrations(now, limit):
         """Fire with at most ``limit`` ``(notif_id, destination, expires,
         first_pending_seq)`` of unexpired registrations that have queued messages,

@@ -1,6 +1,6 @@
-"""Notification registrations and the outbox in SQL, written once for both backends,
-and :class:`NotificationStoreMixin`, which gives a store the
-:class:`~lbtx.server.store.interfaces.INotificationStore` methods.
+"""Notification registrations and the outbox in SQL, written once for both backends
+(the units of :data:`~lbtx.server.store.sql.Work` behind
+:class:`~lbtx.server.store.notify_store.NotificationStoreMixin`).
 
 Tables (schema version 3): ``notif_registrations``, ``notif_jobs`` (job lists),
 ``notif_messages`` (the outbox). :func:`queue_matches` runs inside the
@@ -18,18 +18,17 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from twisted.internet.defer import Deferred, fail
-
 from lbtx import subject
 from lbtx.jobid import JobId
+from lbtx.query.conditions import Attr, Condition, Op
 from lbtx.server.authz import ReadPolicy
 from lbtx.server.notify import matching
 from lbtx.server.notify.model import UNSET, Flags, Message, Registration, notif_unique
 from lbtx.server.store import reads, rows
 from lbtx.server.store.interfaces import DuplicateRegistration, UnknownRegistration
-from lbtx.server.store.sql import POSTGRES, Dialect, Sql, Work
+from lbtx.server.store.sql import Dialect, Sql, Work
 
-__all__ = ["NotificationStoreMixin", "PostgresNotifications", "queue_matches", "REG_COLUMNS"]
+__all__ = ["queue_matches", "candidate_queries", "normalised", "REG_COLUMNS", "BOOTSTRAP_LIMIT"]
 
 REG_COLUMNS = ("unique_id", "notif_id", "owner", "owner_key", "destination", "expires",
                "conditions", "flags", "all_jobs", "cond_owner", "last_seq", "acked_seq")
@@ -39,6 +38,9 @@ _READ_COLUMNS = "unique_id, notif_id, owner, destination, expires, conditions, f
 #: decoded conditions by their stored text (registrations rarely change)
 _DECODED: dict[str, tuple] = {}
 _DECODED_MAX = 20000
+
+#: the most jobs one bootstrap queues
+BOOTSTRAP_LIMIT = 10000
 
 _dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode
 
@@ -97,6 +99,26 @@ def _read(d: Dialect, unique: str, lock: bool = False) -> Work:
     jobs = yield d.select("SELECT jobid FROM notif_jobs WHERE unique_id = ? ORDER BY pos", (u,))
     return Registration(notif_id, owner, destination, int(expires), _decoded(conditions),
                         tuple(j for (j,) in jobs), Flags(flags), int(last_seq))
+
+
+def listing(d: Dialect, owner: str | None, limit: int | None) -> Work:
+    """The registrations of ``owner`` (compared as subjects; None: everybody's),
+    ordered by unique part."""
+    text = "SELECT unique_id FROM notif_registrations"
+    params: tuple = ()
+    if owner is not None:
+        text += " WHERE owner_key = ?"
+        params = (subject.key(owner),)
+    text += " ORDER BY unique_id"
+    if limit is not None:
+        text += f" LIMIT {max(0, int(limit))}"
+    found = yield d.select(text, params)
+    out = []
+    for (unique,) in found:
+        r = yield from _read(d, unique)
+        if r is not None:
+            out.append(r)
+    return out
 
 
 def register(d: Dialect, reg: Registration) -> Work:
@@ -192,6 +214,40 @@ def pending(d: Dialect, now: int, limit: int) -> Work:
                            "FROM notif_registrations WHERE last_seq > acked_seq AND expires > ? "
                            "ORDER BY unique_id LIMIT ?", (now, limit))
     return [(n, dest, int(exp), int(first)) for n, dest, exp, first in found]
+
+
+def bootstrap(d: Dialect, notif_id: str, may_read: Callable, now, limit: int) -> Work:
+    """Queue the current state of every job (at most ``limit``, by unique id) that
+    matches the registration and that ``may_read(owner, record)`` allows."""
+    reg = yield from _read(d, notif_unique(notif_id), lock=True)
+    if reg is None:
+        raise UnknownRegistration(notif_id)
+    if reg.expires <= now.sec:
+        return 0
+    query = tuple(reg.conditions)
+    if reg.job_ids:
+        query += (tuple(Condition(Attr.JOBID, Op.EQUAL, JobId.parse(j)) for j in reg.job_ids),)
+    found = yield from reads.query_jobs(d, query, None if not limit else limit)
+    seq = reg.last_seq
+    created = now.sec + now.usec / 1e6
+    out = []
+    for rec in found:
+        if not may_read(reg.owner, rec):
+            continue
+        seq += 1
+        history = None
+        if reg.flags & Flags.HISTORY:
+            history = [s.event for s in (yield from reads.job_events(d, rec.job_id))]
+        doc = matching.document(reg.notif_id, seq, rec.job_id, None,
+                                matching.status_json(rec.status), None, history, reg.flags)
+        out.append((reg.unique, seq, str(rec.job_id), created, _dumps(doc)))
+    for stmt in d.insert("notif_messages", ("unique_id", "seq", "jobid", "created", "document"),
+                         out):
+        yield stmt
+    if out:
+        yield d.execute("UPDATE notif_registrations SET last_seq = ? WHERE unique_id = ?",
+                        (seq, reg.unique))
+    return len(out)
 
 
 # --- matching inside accept_batch -----------------------------------------------------
@@ -308,95 +364,3 @@ def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy) -> Work:
         yield Sql("UPDATE notif_registrations SET last_seq = ? WHERE unique_id = ?",
                   [(s, u) for u, s in counts], many=True)
     return len(out)
-
-
-# --- the store methods ----------------------------------------------------------------
-
-class NotificationStoreMixin:
-    """The :class:`INotificationStore` methods over a store that provides
-    ``_notify_dialect``, ``_notify_write(factory)`` and ``_notify_read(factory)``
-    (each running the work a factory makes in one transaction)."""
-
-    read_policy: ReadPolicy = ReadPolicy()
-    _notify_dialect: Dialect
-
-    def _notify_write(self, factory: Callable[[], Work]) -> Deferred:
-        raise NotImplementedError
-
-    def _notify_read(self, factory: Callable[[], Work]) -> Deferred:
-        raise NotImplementedError
-
-    def register(self, reg: Registration) -> Deferred:
-        d = self._notify_dialect
-        try:
-            reg = normalised(Registration(reg.notif_id, reg.owner, reg.destination, reg.expires,
-                                          reg.conditions, reg.job_ids, reg.flags, 0))
-        except (ValueError, TypeError) as e:  # QueryError is a ValueError
-            return fail(e)
-        return self._notify_write(lambda: register(d, reg))
-
-    def registration(self, notif_id: str) -> Deferred:
-        d = self._notify_dialect
-        try:
-            unique = notif_unique(notif_id)
-        except ValueError as e:
-            return fail(e)
-        return self._notify_read(lambda: registration(d, unique))
-
-    def update_registration(self, notif_id: str, *, destination=UNSET, expires=UNSET,
-                            conditions=UNSET, job_ids=UNSET) -> Deferred:
-        d = self._notify_dialect
-        changes = {"destination": destination, "expires": expires, "conditions": conditions,
-                   "job_ids": job_ids}
-        try:
-            notif_unique(notif_id)
-        except ValueError as e:
-            return fail(e)
-        return self._notify_write(lambda: update(d, notif_id, changes))
-
-    def drop_registration(self, notif_id: str) -> Deferred:
-        d = self._notify_dialect
-        try:
-            unique = notif_unique(notif_id)
-        except ValueError as e:
-            return fail(e)
-        return self._notify_write(lambda: drop(d, unique))
-
-    def messages(self, notif_id: str, *, after_seq: int, limit: int) -> Deferred:
-        d = self._notify_dialect
-        try:
-            unique = notif_unique(notif_id)
-            after_seq, limit = int(after_seq), int(limit)
-        except (ValueError, TypeError) as e:
-            return fail(e)
-        return self._notify_read(lambda: messages(d, unique, notif_id, after_seq, limit))
-
-    def acknowledge(self, notif_id: str, up_to_seq: int) -> Deferred:
-        d = self._notify_dialect
-        try:
-            unique = notif_unique(notif_id)
-            up_to_seq = int(up_to_seq)
-        except (ValueError, TypeError) as e:
-            return fail(e)
-        return self._notify_write(lambda: acknowledge(d, unique, notif_id, up_to_seq))
-
-    def pending_registrations(self, now: int, limit: int) -> Deferred:
-        d = self._notify_dialect
-        return self._notify_read(lambda: pending(d, int(now), int(limit)))
-
-    def purge_expired(self, now: int) -> Deferred:
-        d = self._notify_dialect
-        return self._notify_write(lambda: purge(d, int(now)))
-
-
-class PostgresNotifications(NotificationStoreMixin):
-    """The notification methods of :class:`lbtx.server.store.postgres.PostgresJobStore`
-    (over its connection pool, ``self._pool``)."""
-
-    _notify_dialect = POSTGRES
-
-    def _notify_write(self, factory: Callable[[], Work]) -> Deferred:
-        return self._pool.run(factory)
-
-    def _notify_read(self, factory: Callable[[], Work]) -> Deferred:
-        return self._pool.run(factory, read_only=True)

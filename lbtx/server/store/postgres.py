@@ -35,7 +35,7 @@ from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
 from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
 from lbtx.server.store.interfaces import IJobStore, INotificationStore
-from lbtx.server.store.notify_sql import PostgresNotifications
+from lbtx.server.store.notify_store import PostgresNotifications
 from lbtx.server.store.pgconnection import ConnectionPool
 from lbtx.server.store.sql import POSTGRES, Work
 from lbtx.timeval import Timeval

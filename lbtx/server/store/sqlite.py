@@ -28,7 +28,7 @@ from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
 from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
 from lbtx.server.store.interfaces import IJobStore, INotificationStore, StoreUnavailableError
-from lbtx.server.store.notify_sql import NotificationStoreMixin
+from lbtx.server.store.notify_store import NotificationStoreMixin
 from lbtx.server.store.sql import SQLITE, Work, run_sync
 from lbtx.timeval import Timeval
 
