@@ -77,3 +77,12 @@ def test_the_code_is_printed_even_when_logging_fails(tmp_path):
     out = logevent(tmp_path, "-j", J, "-c", CODE, *ACCEPTED)   # no logger there
     assert out.returncode != 0 and "edg_wll_LogEvent" in out.stderr
     assert out.stdout.strip() == CODE.replace("NS=0000000000", "NS=0000000002")
+
+
+def test_source_help_lists_the_canonical_names(tmp_path):
+    out = logevent(tmp_path, "-s", "help", "-e", "Accepted")
+    assert out.returncode == 1
+    names = out.stdout.split()
+    assert names[:9] == ["UserInterface", "NetworkServer", "WorkloadManager", "BigHelper",
+                         "JobController", "LogMonitor", "LRMS", "Application", "LBServer"]
+    assert "CREAMExecutor" in names and "Undefined" not in names

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     if source_name is not None and source_name.lower() == "help":
         for member in Source:
             if member is not Source.NONE:
-                print(Source.to_text(member) if hasattr(Source, "to_text") else member.name)
+                print(member.text)
         return 1
     source = Source.from_text(source_name or "")
     if source in (None, Source.NONE):
