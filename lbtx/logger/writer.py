@@ -26,6 +26,7 @@ acknowledged line even though job files are not flushed per batch.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from lbtx.logger.journal import SEGMENT_BYTES, Journal, journal_record, parse_se
 from lbtx.logger.quarantine import quarantine_lines
 
 __all__ = ["Appended", "Checkpoint", "Cut", "SpoolWriter", "StartReport"]
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Appended:
@@ -212,8 +215,14 @@ class SpoolWriter:
         """
         journal = self._journal
         assert journal is not None, "spool writer not started"
+        records = b"".join([journal_record(stem, line) for stem, line, _ in items])
         try:
-            journal.append(b"".join([journal_record(stem, line) for stem, line, _ in items]))
+            try:
+                journal.append(records)
+            except OSError as e:
+                if e.errno not in _FULL or not self._trim_journal():
+                    raise
+                journal.append(records)  # the journal's own room is free again
         except OSError as e:
             error = write_error(e, journal.current)
             return [error] * len(items), [], None
@@ -287,6 +296,22 @@ class SpoolWriter:
         layout.unlock(handle.fd)
 
     # --- helpers -----------------------------------------------------------
+
+    def _trim_journal(self) -> bool:
+        """The disk is full: start a new journal segment and checkpoint the old ones
+        at once (every line they hold is in its job file), which frees the room the
+        journal took, so that a spool smaller than a segment does not fill up with
+        journal for good. False if there was nothing to free or it failed."""
+        journal = self._journal
+        old = tuple(journal.segments())
+        try:
+            if len(old) <= 1 and os.path.getsize(journal.current) == 0:
+                return False
+            journal.open_new()
+            self._checkpoint(old).run()
+        except OSError:
+            return False
+        return True
 
     def _checkpoint(self, segments: tuple[str, ...]) -> Checkpoint:
         return Checkpoint(self.directory, segments, self.flush, self.sync_directory)
