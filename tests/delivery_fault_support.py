@@ -10,6 +10,7 @@ acknowledged; :func:`check_delivered` compares the server's store with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from twisted.internet import defer
 
@@ -266,3 +269,21 @@ def quarantine_reasons(spool: Path) -> list[str]:
         out.append(reason.split(":")[0].split(" (")[0] if reason.startswith(
             ("not a ULM", "torn journal")) else reason)
     return out
+
+
+@contextlib.contextmanager
+def size_limited_tmpfs(mount: Path, size: str = "2m"):
+    """A tmpfs of ``size`` mounted on ``mount`` (created), unmounted at the end
+    whatever happened; the test is skipped (with the reason) if it cannot be
+    mounted (not root, no permission in a container)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-limited tmpfs needs root")
+    mount.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
