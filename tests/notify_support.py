@@ -120,7 +120,7 @@ class CallbackListener:
         port, self._listening = self._listening, None
         d = defer.maybeDeferred(port.stopListening)
         for proto in self.site.connections:
-            if proto.transport is not None:
+            if getattr(proto, "transport", None) is not None:
                 proto.transport.abortConnection()
         self.site.connections.clear()
         return d
@@ -173,10 +173,11 @@ class Api:
 
 
 def start_notify_server(workdir: Path, *, identity: str = ALICE, extra=(), db: str | None = None,
-                        unix_query: Path | None = None) -> tuple[subprocess.Popen, int]:
+                        unix_query: Path | None = None,
+                        port: int | None = None) -> tuple[subprocess.Popen, int]:
     """A real ``twistd lb-server`` (SQLite unless ``db``) with short notification
     retry pauses; fire ``(process, query port)``; the store port is the next one."""
-    port = free_port_pair()
+    port = port or free_port_pair()
     args = ["--data-dir", str(workdir / "server-data"),
             "--listen-store", f"tcp:{port + 1}:interface=127.0.0.1",
             "--listen-query", f"tcp:{port}:interface=127.0.0.1",
