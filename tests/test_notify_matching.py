@@ -99,6 +99,8 @@ def test_conditions_checked_encoded_and_indexed():
 def test_changed_fields_and_document():
     a, b = status(JobState.READY), status(JobState.SCHEDULED, destination="ce1")
     old, new = to_json(a), to_json(b)
+    assert matching.document("n", 1, JOB, a, b, None)["changed"] == \
+        matching.changed_fields(old, new)
     assert matching.changed_fields(old, new) == sorted(
         k for k in set(old) | set(new) if old.get(k) != new.get(k))
     assert {"state", "destination"} <= set(matching.changed_fields(old, new))
@@ -106,23 +108,37 @@ def test_changed_fields_and_document():
     assert matching.changed_fields(new, new) == []
 
 
-def test_anonymized_document():
-    """With the anonymized flag identities are hashes and the ACL is left out."""
-    from lbtx import subject
+def test_anonymized_and_monitoring_documents():
+    """The anonymized flag turns full access into anonymised access; anonymised
+    documents carry the anonymizer's hashes, monitoring ones a reduced status."""
     from lbtx.events import make_event
     from lbtx.schema import Source
+    from lbtx.server.anonymize import Access, Anonymizer
     from lbtx.timeval import Timeval
-    st = status(JobState.RUNNING, payload_owner=BOB, acl=["x"])
+    st = status(JobState.RUNNING, payload_owner=BOB, destination="ce1")
+    assert matching.access(cand(flags=Flags.ANONYMIZE), None, st, record(st), OPEN, 0) \
+        is Access.ANONYMIZED
+    assert matching.access(cand(), None, st, record(st), OPEN, 0) is Access.FULL
     ev = make_event("Running", timestamp=Timeval(1, 0), host="wn", source=Source.LRMS,
                     job_id=JOB, user=BOB, node="wn01")
-    plain = matching.document("n", 1, JOB, None, to_json(st), ev)
-    anon = matching.document("n", 1, JOB, None, to_json(st), ev, flags=Flags.ANONYMIZE)
+    salted = Anonymizer(b"salt")
+    plain = matching.document("n", 1, JOB, None, st, ev)
+    anon = matching.document("n", 1, JOB, None, st, ev, how=Access.ANONYMIZED,
+                             anonymizer=salted)
     assert plain["status"]["owner"] == ALICE and plain["event"]["user"] == BOB
-    assert anon["status"]["owner"] == subject.user_id(ALICE)
-    assert anon["status"]["payload_owner"] == subject.user_id(BOB)
-    assert anon["event"]["user"] == subject.user_id(BOB) and "acl" not in anon["status"]
+    assert anon["status"]["owner"] == salted.hash(ALICE)
+    assert anon["status"]["payload_owner"] == salted.hash(BOB)
+    assert anon["event"]["user"] == salted.hash(BOB)
     assert ALICE not in repr(anon) and BOB not in repr(anon)
     assert anon["changed"] == plain["changed"]
+    default = matching.document("n", 1, JOB, None, st, ev, how=Access.ANONYMIZED)
+    assert default["status"]["owner"] == matching.DEFAULT_ANONYMIZER.hash(ALICE) != ALICE
+    mon = matching.document("n", 1, JOB, status(JobState.READY), st, ev, how=Access.MONITORING)
+    assert ALICE not in repr(mon) and BOB not in repr(mon)
+    assert mon["status"]["state"] == "Running" and mon["status"]["destination"] == "ce1"
+    assert "state" in mon["changed"]
+    boot = matching.document("n", 1, JOB, None, st, None)
+    assert boot["event"] is None and boot["changed"] == sorted(boot["status"])
 
 
 @pytest.mark.parametrize("text", [

@@ -420,3 +420,19 @@ async def test_listing_and_bootstrap(store):
     assert [m.seq for m in await queued(store, listed)] == [1, 2, 3]
     with pytest.raises(UnknownRegistration):
         await store.queue_bootstrap(notif_id())
+
+
+@pytest_twisted.ensureDeferred
+async def test_anonymized_registration(store):
+    """With the anonymized flag the queued documents hold the server anonymizer's
+    hashes, never the subjects."""
+    from lbtx.server.anonymize import Anonymizer
+    store.anonymizer = Anonymizer(b"server salt")
+    r = await store.register(reg(flags=Flags.ANONYMIZE))
+    plain = await store.register(reg())
+    j = new_id()
+    await store.accept_events([regjob(j), running(j)])
+    msgs = await queued(store, r)
+    assert [m.document["status"]["owner"] for m in msgs] == [store.anonymizer.hash(ALICE)] * 2
+    assert all(ALICE not in repr(m.document) for m in msgs)
+    assert [m.document["status"]["owner"] for m in await queued(store, plain)] == [ALICE] * 2

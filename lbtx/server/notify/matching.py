@@ -3,7 +3,7 @@ and the document a match queues. Pure: no database, no clock.
 
 The store finds the candidate registrations of a changed job by index (the job
 list, or all-jobs registrations whose indexed owner condition names the job's
-owner or who have none) and asks :func:`matches` about each; a match becomes a
+owner or who have none) and asks :func:`access` about each; a match becomes a
 :class:`~lbtx.server.notify.model.Message` whose ``document`` :func:`document`
 builds. Conditions are stored as the JSON API writes them (:func:`encode_conditions`).
 """
@@ -22,12 +22,16 @@ from lbtx.query.conditions import Attr, Condition, JobQuery, Op, QueryError, con
 from lbtx.query.conditions import _job_value  # the attribute reader the query language uses
 from lbtx.query.conditions_json import parse_query, query_to_json
 from lbtx.schema import JobState
+from lbtx.server.anonymize import Access, Anonymizer
 from lbtx.server.notify.model import Flags
 from lbtx.status import TERMINAL_STATES, to_json
 
-__all__ = ["Candidate", "matches", "document", "changed_fields", "encode_conditions",
+__all__ = ["Candidate", "access", "matches", "document", "changed_fields", "encode_conditions",
            "decode_conditions", "indexed_owner", "resolve_owner", "check_conditions",
-           "anonymized_status", "status_json"]
+           "status_json", "DEFAULT_ANONYMIZER"]
+
+#: hashes identities when the store was given no anonymizer of the server's (its salt)
+DEFAULT_ANONYMIZER = Anonymizer(b"lbtx notifications")
 
 
 @dataclass(frozen=True)
@@ -93,24 +97,36 @@ def _condition(c: Condition, old, new) -> bool:
     return condition_matches(new, c)
 
 
-def matches(cand: Candidate, old, new, record, policy, now: int) -> bool:
-    """Whether the change of a job from status ``old`` (None: a new job) to ``new``
-    is notified to ``cand``. ``record`` is the job's record (owner, ACL) as the
-    transaction leaves it; ``policy`` a :class:`lbtx.server.authz.ReadPolicy`."""
+def access(cand: Candidate, old, new, record, policy, now: int):
+    """How the change of a job from status ``old`` (None: a new job) to ``new`` is
+    notified to ``cand``: None (not at all) or the
+    :class:`lbtx.server.anonymize.Access` the owner has to the job (``record``, as
+    the transaction leaves it: owner, ACL) under ``policy`` (a
+    :class:`lbtx.server.authz.ReadPolicy`); ``ANONYMIZED`` also when the registration
+    asked for it (Flags.ANONYMIZE)."""
     if cand.expires <= now:
-        return False
+        return None
     if cand.flags & Flags.TERMINAL_STATES:
         if new.state not in TERMINAL_STATES:
-            return False
+            return None
         if new.state == JobState.PURGED and old is not None and old.state in TERMINAL_STATES:
-            return False
+            return None
     try:
         if not all(any(_condition(c, old, new) for c in ors) for ors in cand.conditions):
-            return False
+            return None
     except QueryError:
-        return False
+        return None
     view = SimpleNamespace(owner=record.owner, status=new, acl=record.acl)
-    return policy.may_read(cand.owner, view)
+    how = policy.access(cand.owner, view) if hasattr(policy, "access") else (
+        Access.FULL if policy.may_read(cand.owner, view) else None)
+    if how is Access.FULL and cand.flags & Flags.ANONYMIZE:
+        return Access.ANONYMIZED
+    return how
+
+
+def matches(cand: Candidate, old, new, record, policy, now: int) -> bool:
+    """Whether the change is notified to ``cand`` at all (see :func:`access`)."""
+    return access(cand, old, new, record, policy, now) is not None
 
 
 def changed_fields(old_json: dict | None, new_json: dict) -> list[str]:
@@ -121,43 +137,22 @@ def changed_fields(old_json: dict | None, new_json: dict) -> list[str]:
     return sorted(k for k in keys if old_json.get(k) != new_json.get(k))
 
 
-#: status fields holding identities, replaced by their hashes with Flags.ANONYMIZE
-_SUBJECT_FIELDS = ("owner", "payload_owner", "pbs_owner", "condor_owner", "cream_owner")
-#: status fields left out with Flags.ANONYMIZE
-_PERSONAL_FIELDS = ("acl", "user_fqans")
-
-
-def anonymized_status(doc: dict) -> dict:
-    """A status document with subjects replaced by their hashes (formats.md §9.5 step
-    5, :func:`lbtx.subject.user_id`) and the ACL and FQANs left out."""
-    out = {k: v for k, v in doc.items() if k not in _PERSONAL_FIELDS}
-    for k in _SUBJECT_FIELDS:
-        if isinstance(out.get(k), str) and out[k]:
-            out[k] = subject.user_id(out[k])
-    return out
-
-
-def _event_doc(event, anonymize: bool) -> dict | None:
-    if event is None:
-        return None
-    doc = event_json_object(event)
-    if anonymize and isinstance(doc.get("user"), str) and doc["user"]:
-        doc["user"] = subject.user_id(doc["user"])
-    return doc
-
-
-def document(notif_id: str, seq: int, job_id: JobId, old_json: dict | None, new_json: dict,
-             event, history: list | None = None, flags: Flags = Flags.NONE) -> dict[str, Any]:
-    """The JSON document of one message (see :class:`~lbtx.server.notify.model.Message`);
-    with :attr:`Flags.ANONYMIZE` identities are hashed (:func:`anonymized_status`).
-    ``event`` is None for a bootstrap message (the job's current state)."""
-    anonymize = bool(flags & Flags.ANONYMIZE)
-    status = anonymized_status(new_json) if anonymize else new_json
+def document(notif_id: str, seq: int, job_id: JobId, old, new, event,
+             history: list | None = None, *, how=Access.FULL,
+             anonymizer: Anonymizer | None = None) -> dict[str, Any]:
+    """The JSON document of one message (see :class:`~lbtx.server.notify.model.Message`)
+    for a change of the job from status ``old`` (None: new, or a bootstrap) to
+    ``new`` by ``event`` (None for a bootstrap message), shown as the owner's access
+    ``how`` allows (identities hashed by ``anonymizer``, or a monitoring view)."""
+    shown = anonymizer or DEFAULT_ANONYMIZER
+    new_json = status_json(shown.status(new, how))
+    old_json = status_json(shown.status(old, how)) if old is not None else None
     doc: dict[str, Any] = {"notification": notif_id, "seq": seq, "jobid": str(job_id),
-                           "status": status, "changed": changed_fields(old_json, new_json),
-                           "event": _event_doc(event, anonymize)}
+                           "status": new_json, "changed": changed_fields(old_json, new_json),
+                           "event": (event_json_object(shown.event(event, how))
+                                     if event is not None else None)}
     if history is not None:
-        doc["history"] = [_event_doc(e, anonymize) for e in history]
+        doc["history"] = [event_json_object(shown.event(e, how)) for e in history]
     return doc
 
 

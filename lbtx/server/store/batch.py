@@ -151,10 +151,20 @@ def _write(d: Dialect, changes) -> Work:
         yield stmt
 
 
+def _trusted_senders(policy):
+    """Who skips the logging-rights check (formats §6.5): everybody with
+    ``--noauth``, else the super-users of the read policy."""
+    if policy is None:
+        return None
+    if policy.noauth:
+        return lambda user: True
+    return policy.is_superuser
+
+
 def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: Timeval, *,
                  lock: Locker | None = None, locked: set | None = None,
                  slot: Callable[[JobId], int] | None = None,
-                 generated_at_clock: bool = False, notify=None) -> Work:
+                 generated_at_clock: bool = False, notify=None, anonymizer=None) -> Work:
     """Apply ``events`` (with their ULM ``lines``) inside the caller's transaction;
     return their outcomes.
 
@@ -164,7 +174,8 @@ def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: 
     Generated events take the causing event's timestamp, or ``now`` with
     ``generated_at_clock``. With ``notify`` (a :class:`lbtx.server.authz.ReadPolicy`)
     the status changes are matched against the notification registrations and their
-    messages queued in the same transaction.
+    messages queued in the same transaction (identities hashed with ``anonymizer``,
+    an :class:`lbtx.server.anonymize.Anonymizer`, where the access is anonymised).
     """
     line_of = {}
     if lines is not None:
@@ -185,13 +196,15 @@ def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: 
         yield from lock(wanted)
         held = {slot(j) for j in wanted}
     gen_now = now if generated_at_clock else None
+    trusted = _trusted_senders(notify)
     snap = Snapshot()
     need = initial_need(events, parents)
     for _ in range(MAX_RERUNS):
         yield from fetch(d, snap, need)
         table = TransactionTable(snap, lines=line_of, arrived=arrived)
         try:
-            outcomes: list[Outcome] = [accept(table, ev, now=gen_now) for ev in events]
+            outcomes: list[Outcome] = [accept(table, ev, now=gen_now, trusted=trusted)
+                                       for ev in events]
         except NeedData as more:
             need = more
             continue
@@ -209,5 +222,5 @@ def accept_batch(d: Dialect, events: list[Event], lines: list[str] | None, now: 
             raise Relock(missing | set(locked or ()))
     yield from _write(d, changes)
     if notify is not None:
-        yield from notify_sql.queue_matches(d, outcomes, table, now, notify)
+        yield from notify_sql.queue_matches(d, outcomes, table, now, notify, anonymizer)
     return outcomes

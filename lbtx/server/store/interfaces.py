@@ -208,7 +208,7 @@ class INotificationStore(Interface):
     def queue_bootstrap(notif_id, caller_may_read=None):
         """Queue (``Flags.BOOTSTRAP``) the current state of every job matching the
         registration (conditions and job list) that ``caller_may_read(owner, record)``
-        allows (None: :attr:`read_policy`), at most ``notify_sql.BOOTSTRAP_LIMIT``
+        allows (True/False or an ``Access``; None: :attr:`read_policy`), at most ``notify_sql.BOOTSTRAP_LIMIT``
         jobs, by unique id; each message has ``"event": None`` and every field in
         ``changed``. Fire with how many were queued (0 for an expired registration);
         fail with :class:`UnknownRegistration`."""

@@ -21,6 +21,7 @@ from typing import Callable
 from lbtx import subject
 from lbtx.jobid import JobId
 from lbtx.query.conditions import Attr, Condition, Op
+from lbtx.server.anonymize import Access
 from lbtx.server.authz import ReadPolicy
 from lbtx.server.notify import matching
 from lbtx.server.notify.model import UNSET, Flags, Message, Registration, notif_unique
@@ -216,9 +217,11 @@ def pending(d: Dialect, now: int, limit: int) -> Work:
     return [(n, dest, int(exp), int(first)) for n, dest, exp, first in found]
 
 
-def bootstrap(d: Dialect, notif_id: str, may_read: Callable, now, limit: int) -> Work:
+def bootstrap(d: Dialect, notif_id: str, access_of: Callable, now, limit: int,
+              anonymizer=None) -> Work:
     """Queue the current state of every job (at most ``limit``, by unique id) that
-    matches the registration and that ``may_read(owner, record)`` allows."""
+    matches the registration and that ``access_of(owner, record)`` (an
+    :class:`~lbtx.server.anonymize.Access` or None) lets its owner read."""
     reg = yield from _read(d, notif_unique(notif_id), lock=True)
     if reg is None:
         raise UnknownRegistration(notif_id)
@@ -232,14 +235,17 @@ def bootstrap(d: Dialect, notif_id: str, may_read: Callable, now, limit: int) ->
     created = now.sec + now.usec / 1e6
     out = []
     for rec in found:
-        if not may_read(reg.owner, rec):
+        how = access_of(reg.owner, rec)
+        if how is None:
             continue
+        if how is Access.FULL and reg.flags & Flags.ANONYMIZE:
+            how = Access.ANONYMIZED
         seq += 1
         history = None
         if reg.flags & Flags.HISTORY:
             history = [s.event for s in (yield from reads.job_events(d, rec.job_id))]
-        doc = matching.document(reg.notif_id, seq, rec.job_id, None,
-                                matching.status_json(rec.status), None, history, reg.flags)
+        doc = matching.document(reg.notif_id, seq, rec.job_id, None, rec.status, None, history,
+                                how=how, anonymizer=anonymizer)
         out.append((reg.unique, seq, str(rec.job_id), created, _dumps(doc)))
     for stmt in d.insert("notif_messages", ("unique_id", "seq", "jobid", "created", "document"),
                          out):
@@ -302,9 +308,12 @@ def _history(d: Dialect, job_id: JobId, trigger, cache: dict) -> Work:
     return list(events)
 
 
-def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy) -> Work:
+def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy,
+                  anonymizer=None) -> Work:
     """Queue the messages for the status changes of ``outcomes`` (after the batch's
-    rows are written); ``table`` gives the jobs' records as the batch leaves them."""
+    rows are written); ``table`` gives the jobs' records as the batch leaves them;
+    ``anonymizer`` (the server's :class:`~lbtx.server.anonymize.Anonymizer`) hashes
+    identities for owners with anonymised access."""
     steps = [(a, job_id, new) for o in outcomes for a in o.applied
              for job_id, new in a.statuses.items()]
     if not steps:
@@ -323,8 +332,9 @@ def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy) -> Work:
         old = a.before.get(job_id)
         record = table.get(job_id)
         for cand in cands:
-            if matching.matches(cand, old, new, record, policy, now.sec):
-                matched.append((cand, a, job_id, old, new))
+            how = matching.access(cand, old, new, record, policy, now.sec)
+            if how is not None:
+                matched.append((cand, a, job_id, old, new, how))
     if not matched:
         return 0
     locked = yield d.select(
@@ -333,24 +343,18 @@ def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy) -> Work:
         (d.list_param(sorted({m[0].unique for m in matched})),))
     seqs = {u: int(s) for u, s in locked}
     created = now.sec + now.usec / 1e6
-    rendered: dict = {}
     histories: dict = {}
     out = []
-    for cand, a, job_id, old, new in matched:
+    for cand, a, job_id, old, new, how in matched:
         if cand.unique not in seqs:
             continue  # dropped meanwhile
         seqs[cand.unique] += 1
         seq = seqs[cand.unique]
-        key = (id(a), job_id)
-        if key not in rendered:
-            rendered[key] = (matching.status_json(old) if old is not None else None,
-                             matching.status_json(new))
-        old_json, new_json = rendered[key]
         history = None
         if cand.flags & Flags.HISTORY:
             history = yield from _history(d, job_id, a.event, histories)
-        doc = matching.document(cand.notif_id, seq, job_id, old_json, new_json, a.event, history,
-                                cand.flags)
+        doc = matching.document(cand.notif_id, seq, job_id, old, new, a.event, history,
+                                how=how, anonymizer=anonymizer)
         out.append((cand.unique, seq, str(job_id), created, _dumps(doc)))
     for stmt in d.insert("notif_messages", ("unique_id", "seq", "jobid", "created", "document"),
                          out):

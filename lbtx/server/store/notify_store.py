@@ -10,6 +10,7 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred, fail
 
+from lbtx.server.anonymize import Access
 from lbtx.server.authz import ReadPolicy
 from lbtx.server.notify.model import UNSET, Registration, notif_unique
 from lbtx.server.store import notify_sql as q
@@ -25,6 +26,9 @@ class NotificationStoreMixin:
     (each running the work a factory makes in one transaction)."""
 
     read_policy: ReadPolicy = ReadPolicy()
+    #: the server's lbtx.server.anonymize.Anonymizer (its salt), set by the server;
+    #: None: a fixed salt
+    anonymizer = None
     _notify_dialect: Dialect
 
     def _notify_write(self, factory: Callable[[], Work]) -> Deferred:
@@ -101,10 +105,22 @@ class NotificationStoreMixin:
             notif_unique(notif_id)
         except ValueError as e:
             return fail(e)
-        may_read = caller_may_read or self.read_policy.may_read
+        if caller_may_read is None:
+            access_of = self._access_of
+        else:
+            def access_of(owner, record):
+                how = caller_may_read(owner, record)
+                return how if isinstance(how, Access) or how is None else (
+                    Access.FULL if how else None)
         now = Timeval.from_float(self._notify_clock().seconds())
-        return self._notify_write(lambda: q.bootstrap(d, notif_id, may_read, now,
-                                                    q.BOOTSTRAP_LIMIT))
+        return self._notify_write(lambda: q.bootstrap(d, notif_id, access_of, now,
+                                                    q.BOOTSTRAP_LIMIT, self.anonymizer))
+
+    def _access_of(self, owner, record):
+        policy = self.read_policy
+        if hasattr(policy, "access"):
+            return policy.access(owner, record)
+        return Access.FULL if policy.may_read(owner, record) else None
 
     def pending_registrations(self, now: int, limit: int) -> Deferred:
         d = self._notify_dialect

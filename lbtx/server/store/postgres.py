@@ -130,7 +130,7 @@ class PostgresJobStore(PostgresNotifications):
             d = self._pool.run(lambda: batch.accept_batch(
                 POSTGRES, events, lines, now, lock=self._lock, locked=state["locked"],
                 slot=self._slot, generated_at_clock=self._generated_at_clock,
-                notify=self.read_policy))
+                notify=self.read_policy, anonymizer=self.anonymizer))
             d.addCallbacks(result.callback, failed)
 
         def failed(f: Failure) -> None:

@@ -186,7 +186,7 @@ class SQLiteJobStore(NotificationStoreMixin):
         now = Timeval.from_float(self._clock.seconds())
         work = batch.accept_batch(SQLITE, events, lines, now,
                                   generated_at_clock=self._generated_at_clock,
-                                  notify=self.read_policy)
+                                  notify=self.read_policy, anonymizer=self.anonymizer)
         return self._writer.run(_transaction(work, "BEGIN IMMEDIATE"))
 
     # --- notifications (NotificationStoreMixin) ---
