@@ -137,6 +137,12 @@ def test_anonymized_and_monitoring_documents():
     assert ALICE not in repr(mon) and BOB not in repr(mon)
     assert mon["status"]["state"] == "Running" and mon["status"]["destination"] == "ce1"
     assert "state" in mon["changed"]
+    with_jdl = status(JobState.RUNNING, jdl="[ Executable = \"x\"; ]")
+    assert "jdl" in matching.document("n", 1, JOB, None, with_jdl, ev)["status"]
+    assert "jdl" in matching.document("n", 1, JOB, None, with_jdl, ev,
+                                      flags=Flags.TERMINAL_STATES)["status"]
+    assert "jdl" not in matching.document("n", 1, JOB, None, with_jdl, ev,
+                                          flags=Flags.NONE)["status"]
     boot = matching.document("n", 1, JOB, None, st, None)
     assert boot["event"] is None and boot["changed"] == sorted(boot["status"])
 

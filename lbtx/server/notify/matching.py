@@ -28,7 +28,7 @@ from lbtx.status import TERMINAL_STATES, to_json
 
 __all__ = ["Candidate", "access", "matches", "document", "changed_fields", "encode_conditions",
            "decode_conditions", "indexed_owner", "resolve_owner", "check_conditions",
-           "status_json", "DEFAULT_ANONYMIZER"]
+           "status_json", "DEFAULT_ANONYMIZER", "JDL_FIELDS"]
 
 #: hashes identities when the store was given no anonymizer of the server's (its salt)
 DEFAULT_ANONYMIZER = Anonymizer(b"lbtx notifications")
@@ -137,16 +137,30 @@ def changed_fields(old_json: dict | None, new_json: dict) -> list[str]:
     return sorted(k for k in keys if old_json.get(k) != new_json.get(k))
 
 
+#: the JDL fields a registration with flags 0 does not get (formats.md §9.5 step 7)
+JDL_FIELDS = ("jdl", "matched_jdl", "condor_jdl", "cream_jdl", "jdl_classad", "rsl")
+
+
+def _shown(status, how, shown: Anonymizer, flags) -> dict:
+    out = status_json(shown.status(status, how))
+    if not flags:
+        for name in JDL_FIELDS:
+            out.pop(name, None)
+    return out
+
+
 def document(notif_id: str, seq: int, job_id: JobId, old, new, event,
              history: list | None = None, *, how=Access.FULL,
-             anonymizer: Anonymizer | None = None) -> dict[str, Any]:
+             anonymizer: Anonymizer | None = None, flags=Flags.CLASSADS) -> dict[str, Any]:
     """The JSON document of one message (see :class:`~lbtx.server.notify.model.Message`)
     for a change of the job from status ``old`` (None: new, or a bootstrap) to
     ``new`` by ``event`` (None for a bootstrap message), shown as the owner's access
-    ``how`` allows (identities hashed by ``anonymizer``, or a monitoring view)."""
+    ``how`` allows (identities hashed by ``anonymizer``, or a monitoring view). A
+    registration with ``flags`` 0 gets no JDL fields (a quirk the original has: any
+    flag keeps them)."""
     shown = anonymizer or DEFAULT_ANONYMIZER
-    new_json = status_json(shown.status(new, how))
-    old_json = status_json(shown.status(old, how)) if old is not None else None
+    new_json = _shown(new, how, shown, flags)
+    old_json = _shown(old, how, shown, flags) if old is not None else None
     doc: dict[str, Any] = {"notification": notif_id, "seq": seq, "jobid": str(job_id),
                            "status": new_json, "changed": changed_fields(old_json, new_json),
                            "event": (event_json_object(shown.event(event, how))

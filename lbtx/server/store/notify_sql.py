@@ -245,7 +245,7 @@ def bootstrap(d: Dialect, notif_id: str, access_of: Callable, now, limit: int,
         if reg.flags & Flags.HISTORY:
             history = [s.event for s in (yield from reads.job_events(d, rec.job_id))]
         doc = matching.document(reg.notif_id, seq, rec.job_id, None, rec.status, None, history,
-                                how=how, anonymizer=anonymizer)
+                                how=how, anonymizer=anonymizer, flags=reg.flags)
         out.append((reg.unique, seq, str(rec.job_id), created, _dumps(doc)))
     for stmt in d.insert("notif_messages", ("unique_id", "seq", "jobid", "created", "document"),
                          out):
@@ -354,7 +354,7 @@ def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy,
         if cand.flags & Flags.HISTORY:
             history = yield from _history(d, job_id, a.event, histories)
         doc = matching.document(cand.notif_id, seq, job_id, old, new, a.event, history,
-                                how=how, anonymizer=anonymizer)
+                                how=how, anonymizer=anonymizer, flags=cand.flags)
         out.append((cand.unique, seq, str(job_id), created, _dumps(doc)))
     for stmt in d.insert("notif_messages", ("unique_id", "seq", "jobid", "created", "document"),
                          out):
