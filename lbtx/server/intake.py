@@ -21,8 +21,9 @@ from zope.interface import implementer
 
 from lbtx import ulm
 from lbtx.errors import LBFormatError
-from lbtx.protocols.box.messages import Result
+from lbtx.protocols.box.messages import Result, ResultCode
 from lbtx.protocols.interfaces import IBatchHandler
+from lbtx.server.store_access import store_refusal
 
 __all__ = ["IntakeHandler"]
 
@@ -46,13 +47,17 @@ class IntakeHandler:
 
     :param store: an :class:`~lbtx.server.store.interfaces.IJobStore`.
     :param max_line: the longest record accepted, in characters.
+    :param policy: the server's :class:`~lbtx.server.authz.ReadPolicy`; with a
+        policy file, the store peer needs the rights of formats §11.5 per event
+        (:func:`lbtx.server.store_access.store_refusal`).
     """
 
     log = Logger()
 
-    def __init__(self, store, *, max_line: int = ulm.DEFAULT_MAX_LENGTH):
+    def __init__(self, store, *, max_line: int = ulm.DEFAULT_MAX_LENGTH, policy=None):
         self._store = store
         self._max_line = max_line
+        self._policy = policy
 
     def handle_batch(self, peer_identity, lines):
         """See :meth:`IBatchHandler.handle_batch`."""
@@ -70,6 +75,12 @@ class IntakeHandler:
                 _check_ids_encodable(ev)
             except LBFormatError as e:
                 results[i] = Result.invalid(str(e), e.code)
+                continue
+            refusal = store_refusal(self._policy, peer_identity, ev) if self._policy else ""
+            if refusal:
+                self.log.warn("refused {event} for {job} from {peer}: {why}", event=ev.type_name,
+                              job=str(ev.job_id), peer=peer_identity, why=refusal)
+                results[i] = Result(ResultCode.NOT_OWNER, refusal)
                 continue
             events.append(ev)
             texts.append(text)

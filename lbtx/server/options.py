@@ -12,6 +12,7 @@ import os
 from twisted.python import usage
 
 from lbtx.option_types import positive_float as _positive_float, positive_int as _positive_int
+from lbtx.server.policy import PolicyError, load_policy
 from lbtx.server.queries import HardLimits
 
 MEGABYTE = 1024 * 1024
@@ -35,6 +36,13 @@ def _hard_limits(text):
         return HardLimits.parse(text)
     except ValueError as e:
         raise usage.UsageError(f"--limits: {e}") from None
+
+
+def _policy_file(path):
+    try:
+        return load_policy(path)
+    except PolicyError as e:
+        raise usage.UsageError(f"--policy: {e}") from None
 
 
 def _no_index(text):
@@ -85,6 +93,8 @@ class ServerOptions(usage.Options):
         ["notif-retry-max", None, 60.0, "longest pause, seconds, before a notification "
                                         "callback that failed is tried again",
          _positive_float("notif-retry-max")],
+        ["policy", "l", None, "authorization policy file (docs/security.md): server-wide "
+                              "rights such as READ_ALL, PURGE, LOG_WMS_EVENTS", _policy_file],
         ["no-index", "x", 0, "index rule of job queries: 0 enforced, 1 super-users exempt, "
                              "2 off", _no_index],
     ]

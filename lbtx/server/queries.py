@@ -122,17 +122,20 @@ class StoreQueryBackend:
     :param noauth: read access checks off (every caller reads every job).
     :param hard_limits: the server's :class:`HardLimits`.
     :param no_index: 0 enforce the index rule, 1 exempt super-users, 2 off.
+    :param policy: the server's :class:`ReadPolicy` (default: one made of
+        ``superusers`` and ``noauth``).
     """
 
     log = Logger()
 
     def __init__(self, store, *, superusers=(), noauth: bool = False,
-                 hard_limits: HardLimits = HardLimits(), no_index: int = 0):
+                 hard_limits: HardLimits = HardLimits(), no_index: int = 0,
+                 policy: ReadPolicy | None = None):
         if no_index not in (0, 1, 2):
             raise ValueError(f"no_index is 0, 1 or 2, not {no_index!r}")
         self._store = store
         self.indexes = single_column_indexes(store.indexed_attributes)
-        self.policy = ReadPolicy(tuple(superusers), noauth)
+        self.policy = policy if policy is not None else ReadPolicy(tuple(superusers), noauth)
         self.hard_limits = hard_limits
         self.no_index = no_index
 

@@ -57,16 +57,20 @@ def makeService(options, reactor=None) -> MultiService:
                           max_connections=options["max-connections"],
                           idle_timeout=options["idle-timeout"],
                           request_timeout=options["request-timeout"])
-    notifications = _notifications(options, store, reactor)
+    policy = ReadPolicy(superusers=options["superuser"], noauth=bool(options["noauth"]),
+                        policy=options["policy"])
+    store.read_policy = policy
+    notifications = _notifications(options, store, reactor, policy)
     notifications.setServiceParent(store_service)
-    handler = IntakeHandler(WakingStore(store, notifications.wake), max_line=options["max-frame"])
+    handler = IntakeHandler(WakingStore(store, notifications.wake), max_line=options["max-frame"],
+                            policy=policy)
     factory = BoxServerFactory(handler, clock=reactor, limits=limits,
                                framings=STORE_PORT_FRAMINGS,
                                identify=store_identify(options["peer-identity"]))
     for description in options["listen-store"]:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, factory).setServiceParent(store_service)
-    query_factory = _query_factory(options, store, reactor, notifications)
+    query_factory = _query_factory(options, store, reactor, notifications, policy)
     for description in options["listen-query"]:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, query_factory).setServiceParent(store_service)
@@ -86,10 +90,8 @@ def server_name(options) -> tuple[str, int]:
     return socket.getfqdn(), port
 
 
-def _notifications(options, store, reactor) -> NotificationService:
+def _notifications(options, store, reactor, policy: ReadPolicy) -> NotificationService:
     """Callback delivery, pull receive and the registry (docs/notifications.md)."""
-    policy = ReadPolicy(superusers=options["superuser"], noauth=bool(options["noauth"]))
-    store.read_policy = policy
     service = NotificationService(store, reactor,
                                   backoff=Backoff(maximum=options["notif-retry-max"]))
     service.registry = Registry(
@@ -99,11 +101,12 @@ def _notifications(options, store, reactor) -> NotificationService:
     return service
 
 
-def _query_factory(options, store, reactor, notifications=None) -> QueryPortFactory:
+def _query_factory(options, store, reactor, notifications=None,
+                   policy: ReadPolicy | None = None) -> QueryPortFactory:
     """The query port: legacy protocol and JSON API over one store backend."""
     backend = StoreQueryBackend(store, superusers=options["superuser"],
                                 noauth=bool(options["noauth"]), hard_limits=options["limits"],
-                                no_index=options["no-index"])
+                                no_index=options["no-index"], policy=policy)
     server = server_name(options)
     timeout = options["request-timeout"]
     legacy = QueryService(backend, server=server, clock=reactor, request_timeout=timeout)
