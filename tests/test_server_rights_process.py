@@ -63,7 +63,7 @@ def _codes(store: int, lines) -> list[ResultCode]:
 def _status(query: int, job: str) -> dict:
     unique = job.rsplit("/", 1)[1]
     with urllib.request.urlopen(f"http://127.0.0.1:{query}/api/jobs/{unique}", timeout=10) as r:
-        return json.load(r)["status"]
+        return json.load(r)["job"]["status"]
 
 
 def test_record_level_rights(tmp_path):
