@@ -201,10 +201,11 @@ def _new(args, out, err) -> int:
             flags |= _int(value, "-f")
     if len(groups) > MAX_GROUPS:
         raise _Usage(f"at most {MAX_GROUPS} conditions")
+    validity = _validity(opts)
     try:
         reg = _client(job).new(destination=destination, conditions=tuple(groups),
                                flags=[n for bit, n in _FLAG_NAMES if flags & bit],
-                               validity=_validity(opts))
+                               validity=validity)
     except ClientError as e:
         return _failed(e, err, EX_IOERR)
     out.write(f"notification ID: {reg['id']}\n")
@@ -218,9 +219,9 @@ def _bind(args, out, err) -> int:
     opts, rest = _getopt(args, "s:a:t:", [])
     destination, _ = _destination(opts)
     notif = _notif_id(rest)
+    validity = _validity(opts)
     try:
-        reg = _client(notif).bind(str(notif), destination=destination,
-                                  validity=_validity(opts))
+        reg = _client(notif).bind(str(notif), destination=destination, validity=validity)
     except ClientError as e:
         return _failed(e, err, EX_IOERR)
     out.write(f"valid until: {utc_text(reg['expires'])} ({int(reg['expires'])})\n")
@@ -246,8 +247,9 @@ def _change(args, out, err) -> int:
 def _refresh(args, out, err) -> int:
     opts, rest = _getopt(args, "t:", [])
     notif = _notif_id(rest)
+    validity = _validity(opts)
     try:
-        reg = _client(notif).refresh(str(notif), validity=_validity(opts))
+        reg = _client(notif).refresh(str(notif), validity=validity)
     except ClientError as e:
         return _failed(e, err, exit_status(e.code))
     out.write(f"valid until: {utc_text(reg['expires'])} ({int(reg['expires'])})\n")
