@@ -273,6 +273,13 @@ async def test_acknowledge_pending_purge(store):
     assert a.notif_id not in {p[0] for p in await store.pending_registrations(NOW, 10)}
     assert [p[0] for p in await store.pending_registrations(NOW + 20, 10)] == [b.notif_id]
     assert len(await store.pending_registrations(NOW, 1)) == 1
+    assert await store.pending_registrations(NOW, -1) == []
+    assert await store.messages(b.notif_id, after_seq=0, limit=-5) == []
+    for bad in (lambda: store.messages(b.notif_id, after_seq="x", limit=1),
+                lambda: store.pending_registrations(None, 1),
+                lambda: store.purge_expired("soon"), lambda: store.acknowledge("x", 1)):
+        with pytest.raises((ValueError, TypeError)):
+            await bad()
     with pytest.raises(UnknownRegistration):
         await store.acknowledge(notif_id(), 1)
     assert await store.purge_expired(NOW + 20) == 1

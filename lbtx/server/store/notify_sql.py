@@ -338,16 +338,17 @@ def queue_matches(d: Dialect, outcomes, table, now, policy: ReadPolicy,
     if not matched:
         return 0
     locked = yield d.select(
-        "SELECT unique_id, last_seq FROM notif_registrations WHERE " + d.in_list("unique_id")
-        + " ORDER BY unique_id" + d.for_update,
+        "SELECT unique_id, last_seq, expires FROM notif_registrations WHERE "
+        + d.in_list("unique_id") + " ORDER BY unique_id" + d.for_update,
         (d.list_param(sorted({m[0].unique for m in matched})),))
-    seqs = {u: int(s) for u, s in locked}
+    # under the lock: skip registrations dropped or expired meanwhile
+    seqs = {u: int(s) for u, s, expires in locked if expires > now.sec}
     created = now.sec + now.usec / 1e6
     histories: dict = {}
     out = []
     for cand, a, job_id, old, new, how in matched:
         if cand.unique not in seqs:
-            continue  # dropped meanwhile
+            continue
         seqs[cand.unique] += 1
         seq = seqs[cand.unique]
         history = None

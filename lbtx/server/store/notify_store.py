@@ -81,7 +81,7 @@ class NotificationStoreMixin:
         d = self._notify_dialect
         try:
             unique = notif_unique(notif_id)
-            after_seq, limit = int(after_seq), int(limit)
+            after_seq, limit = int(after_seq), max(0, int(limit))
         except (ValueError, TypeError) as e:
             return fail(e)
         return self._notify_read(lambda: q.messages(d, unique, notif_id, after_seq, limit))
@@ -124,11 +124,19 @@ class NotificationStoreMixin:
 
     def pending_registrations(self, now: int, limit: int) -> Deferred:
         d = self._notify_dialect
-        return self._notify_read(lambda: q.pending(d, int(now), int(limit)))
+        try:
+            now, limit = int(now), max(0, int(limit))
+        except (ValueError, TypeError) as e:
+            return fail(e)
+        return self._notify_read(lambda: q.pending(d, now, limit))
 
     def purge_expired(self, now: int) -> Deferred:
         d = self._notify_dialect
-        return self._notify_write(lambda: q.purge(d, int(now)))
+        try:
+            now = int(now)
+        except (ValueError, TypeError) as e:
+            return fail(e)
+        return self._notify_write(lambda: q.purge(d, now))
 
 
 class PostgresNotifications(NotificationStoreMixin):
