@@ -266,6 +266,87 @@ class AppendTests(SynchronousTestCase):
         self.worker.release_all()
         self.assertEqual(seen, [[(1000, True)], [(1001, True), (1002, True)]])
 
+    def test_append_many_one_deferred_in_order_with_single_appends(self):
+        """append_many fires once, with one outcome per entry in order: the lines join
+        the group commit of single appends (one sync), a record that is not one line
+        gets its ValueError in its place and the others are stored."""
+        jobs = [jobid(i) for i in range(3)]
+        first = self.spool.append(jobs[0], record(jobs[0], 0))   # on the disk now
+        single = self.spool.append(jobs[1], record(jobs[1], 1))
+        many = self.spool.append_many([(jobs[2], record(jobs[2], 2)), (jobs[0], b"a\nb"),
+                                       (jobs[1], record(jobs[1], 3))])
+        self.assertEqual(len(self.worker.queued), 1)
+        self.worker.release()
+        self.successResultOf(first)
+        self.assertNoResult(many)
+        self.worker.release()
+        self.assertEqual(len(self.sync.calls), 2)   # the single and the many: one batch
+        self.assertEqual(self.successResultOf(single).lllid, 1001)
+        outcomes = self.successResultOf(many)
+        self.assertEqual(len(outcomes), 3)
+        self.assertIsInstance(outcomes[1], ValueError)
+        self.assertEqual([o.lllid for o in (outcomes[0], outcomes[2])], [1002, 1003])
+        self.assertTrue(all(self.sync.covers(o) for o in (outcomes[0], outcomes[2])))
+        path = os.path.join(self.dir, layout.event_file_name(jobs[1]))
+        self.assertEqual(records_of(read_lines(path)), [record(jobs[1], 1), record(jobs[1], 3)])
+        self.assertEqual((self.spool.lines, self.spool.batches), (4, 2))
+
+    def test_append_many_edge_cases(self):
+        """Nothing to append fires at once; only bad records: no batch; a closed spool
+        refuses; a list longer than a batch spans two and fires after the last."""
+        self.assertEqual(self.successResultOf(self.spool.append_many([])), [])
+        outcomes = self.successResultOf(self.spool.append_many([(jobid(1), b"")]))
+        self.assertIsInstance(outcomes[0], ValueError)
+        self.assertEqual(self.worker.queued, [])
+        spool = make_spool(temp_dir(self), self.worker, self.sync, max_batch_lines=4)
+        spool.start()
+        self.worker.release()
+        job = jobid(1)
+        spool.append(job, record(job, 0))
+        d = spool.append_many([(job, record(job, n)) for n in range(1, 7)])
+        self.worker.release(2)   # the lone line, then 4 of the 6
+        self.assertNoResult(d)
+        self.worker.release()
+        self.assertEqual([o.lllid for o in self.successResultOf(d)], list(range(1001, 1007)))
+        spool.close()
+        self.worker.release_all()
+        self.failureResultOf(spool.append_many([(job, record(job, 9))]), SpoolClosedError)
+
+    def test_append_many_failure_in_every_slot(self):
+        """A failed flush puts the error in every slot of the entries; the Deferred
+        still fires (with the outcomes), so the caller decides what to answer."""
+        self.sync.fail_with = errno.ENOSPC
+        d = self.spool.append_many([(jobid(1), record(jobid(1), 1)),
+                                    (jobid(2), record(jobid(2), 2))])
+        self.worker.release()
+        outcomes = self.successResultOf(d)
+        self.assertTrue(all(isinstance(o, SpoolFullError) for o in outcomes))
+
+    def test_next_flush_starts_before_the_callers_hear(self):
+        """When a batch is durable, what queued meanwhile goes to the writer before
+        any caller of the finished batch is answered; appends made by those callers
+        join the batch after it instead of starting one of their own."""
+        job = jobid(1)
+        queued_when_answered = []
+        self.spool.append(job, record(job, 0)).addCallback(
+            lambda _: queued_when_answered.append(len(self.worker.queued)))
+        self.spool.append(job, record(job, 1))   # arrives while line 0 is on the disk
+        self.worker.release()
+        self.assertEqual(queued_when_answered, [1])   # batch 2 already with the writer
+
+        chained = []
+
+        def log_again(_):
+            for n in (3, 4):
+                chained.append(self.spool.append(job, record(job, n)))
+        self.spool.append(job, record(job, 2)).addCallback(log_again)
+        self.worker.release()   # batch 2 (line 1) done: line 2 starts alone
+        self.worker.release()   # line 2 done; its callback appends 3 and 4: one batch
+        self.assertEqual(len(self.worker.queued), 1)
+        self.worker.release()
+        self.assertEqual([self.successResultOf(d).lllid for d in chained], [1003, 1004])
+        self.assertEqual(self.spool.batches, 4)
+
     def test_close_writes_accepted_appends_then_refuses(self):
         """Closing waits for the accepted appends; later appends fail with SpoolClosedError."""
         job = jobid(1)

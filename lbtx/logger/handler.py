@@ -8,10 +8,10 @@ behind the logger's port (box protocol and legacy ``DGLOG``). For each line it
 2. stamps it: a record without ``DG.USER`` gets the peer's identity (the Unix
    user on the local socket, the certificate subject under TLS, the configured
    identity on plain TCP);
-3. appends it to the job's spool file (:meth:`lbtx.logger.spool.Spool.append`).
+3. appends it to the job's spool file: the valid lines of a batch together
+   (:meth:`lbtx.logger.spool.Spool.append_many`, one Deferred per batch).
 
-The answer comes only after every append of the batch fired, i.e. the lines are
-on disk. If any append fails (disk full, read-only spool) the whole batch fails
+The answer comes only after every line of the batch is on disk. If any append fails (disk full, read-only spool) the whole batch fails
 with that :class:`~lbtx.logger.errors.SpoolWriteError`: the producer gets an
 error (``ENOSPC`` on the DGLOG framing, a retryable ``internal`` error on the box
 protocol), never OK. Lines of the batch that did reach the disk are delivered
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from lbtx import ulm
@@ -32,6 +33,8 @@ from lbtx.protocols.box.messages import Result, ResultCode
 from lbtx.protocols.interfaces import IBatchHandler
 
 __all__ = ["SpoolingHandler", "peer_identifier"]
+
+_STORED = Result(ResultCode.STORED)
 
 
 def peer_identifier(configured: str):
@@ -73,31 +76,30 @@ class SpoolingHandler:
     def handle_batch(self, peer_identity, lines):
         """See :meth:`IBatchHandler.handle_batch`."""
         results: list[Result | None] = [None] * len(lines)
-        appends, where = [], []
+        entries, where = [], []
         for i, raw in enumerate(lines):
             try:
                 job_id, text = self.stamp(peer_identity, raw)
             except LBFormatError as e:
                 results[i] = Result.invalid(str(e), e.code)
                 continue
-            appends.append(self._spool.append(job_id, text.encode("utf-8", "surrogateescape")))
+            entries.append((job_id, text.encode("utf-8", "surrogateescape")))
             where.append(i)
-        invalid = len(lines) - len(appends)
+        invalid = len(lines) - len(entries)
         if invalid:
             self.log.info("{count} invalid event(s) from {peer}", count=invalid, peer=peer_identity)
-        if not appends:
+        if not entries:
             return defer.succeed(results)
-        d = defer.gatherResults(appends, consumeErrors=True)
 
-        def appended(_):
-            for i in where:
-                results[i] = Result(ResultCode.STORED)
+        def appended(outcomes):
+            for i, outcome in zip(where, outcomes):
+                if isinstance(outcome, Exception):
+                    return failed(Failure(outcome))
+                results[i] = _STORED
             return results
 
         def failed(failure):
-            if failure.check(defer.FirstError):
-                failure = failure.value.subFailure
             self.log.warn("cannot spool events from {peer}: {error}", peer=peer_identity,
                           error=failure.getErrorMessage())
             return failure
-        return d.addCallbacks(appended, failed)
+        return self._spool.append_many(entries).addCallbacks(appended, failed)

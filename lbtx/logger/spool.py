@@ -1,11 +1,13 @@
 """The logger's durable spool: one append-only file per job, group commit.
 
 :class:`Spool` is the reactor-side front. :meth:`Spool.append` queues one line
-and returns a Deferred that fires only when the line is durable on disk. Lines are
+and returns a Deferred that fires only when the line is durable on disk
+(:meth:`Spool.append_many`: several lines, one Deferred for all). Lines are
 written in batches by a :class:`~lbtx.logger.writer.SpoolWriter` in a dedicated
 worker thread: while one batch is being written and flushed, new appends wait;
-when it is done, everything that arrived meanwhile becomes the next batch,
-written and covered by one flush. There is no timer: a lone append is written at
+when it is done, everything that arrived meanwhile becomes the next batch, handed
+to the writer before the callers of the finished batch are answered, and covered
+by one flush. There is no timer: a lone append is written at
 once, and under load the batches grow by themselves, so the number of flushes
 per second stays near what the disk can do while the events per flush rise.
 
@@ -93,9 +95,11 @@ class Spool:
         self._max_bytes = max_batch_bytes
         self._next_lllid = time.time_ns() // 1000 if lllid_start is None else lllid_start
         self._pending_items: list[tuple[str, bytes, int]] = []
-        self._pending_ds: list[Deferred[Appended]] = []
+        # per pending line: (its Deferred, -1) or (the _Collector of an append_many, index)
+        self._pending_sinks: list[tuple] = []
         self._pending_bytes = 0
         self._busy = False
+        self._completing = False
         self._state = "new"  # new, starting, running, closing, closing-writer, closed
         self._closed: list[Deferred[None]] = []
         self._observers: list[Observer] = []
@@ -181,14 +185,53 @@ class Spool:
         self._next_lllid = lllid + 1
         d: Deferred[Appended] = Deferred()
         self._pending_items.append((stem, line, lllid))
-        self._pending_ds.append(d)
+        self._pending_sinks.append((d, -1))
         self._pending_bytes += len(line)
-        if not self._busy:
+        if not self._busy and not self._completing:
             self._start_batch()
         return d
 
+    def append_many(self, entries: Sequence[tuple[JobId, bytes]]
+                    ) -> "Deferred[list[Appended | Exception]]":
+        """Append several ``(jobid, record)`` entries; one Deferred for all of them.
+
+        It fires, once every line is durable or has failed, with one outcome per
+        entry in order: the :class:`Appended` place of the line, or the exception
+        that kept it out (:class:`SpoolWriteError`, ValueError for a record that is
+        not one line). The lines join the same group commit as single appends (a
+        long list may span two batches). Fails with :class:`SpoolClosedError` if
+        the spool is not running.
+        """
+        if self._state != "running":
+            return fail(SpoolClosedError(f"the spool {self.directory} is not running"))
+        collector = _Collector(len(entries))
+        stems = self._stems
+        items, sinks = self._pending_items, self._pending_sinks
+        lllid = self._next_lllid
+        size = 0
+        for i, (jobid, record) in enumerate(entries):
+            stem = stems.get(jobid)
+            if stem is None:
+                if len(stems) > 65536:
+                    stems.clear()
+                stem = stems[jobid] = layout.spool_stem(jobid)
+            try:
+                line = layout.format_line(lllid, record)
+            except ValueError as e:
+                collector.put(i, e)
+                continue
+            items.append((stem, line, lllid))
+            sinks.append((collector, i))
+            size += len(line)
+            lllid += 1
+        self._next_lllid = lllid
+        self._pending_bytes += size
+        if size and not self._busy and not self._completing:
+            self._start_batch()
+        return collector.deferred
+
     def _start_batch(self) -> None:
-        items, ds = self._pending_items, self._pending_ds
+        items, sinks = self._pending_items, self._pending_sinks
         count = len(items)
         if count > self._max_lines or self._pending_bytes > self._max_bytes:
             count = size = 0
@@ -198,56 +241,74 @@ class Spool:
                 count += 1
                 size += len(line)
         if count == len(items):
-            self._pending_items, self._pending_ds = [], []
+            self._pending_items, self._pending_sinks = [], []
             self._pending_bytes = 0
         else:
-            items, ds = items[:count], ds[:count]
-            del self._pending_items[:count], self._pending_ds[:count]
+            items, sinks = items[:count], sinks[:count]
+            del self._pending_items[:count], self._pending_sinks[:count]
             self._pending_bytes -= sum(len(line) for _s, line, _l in items)
         self._busy = True
-        self._worker.run(self._writer.write_batch, items).addBoth(self._batch_done, ds)
+        self._worker.run(self._writer.write_batch, items).addBoth(self._batch_done, sinks)
 
-    def _batch_done(self, result, batch: list[Deferred[Appended]]) -> None:
-        # still busy while the callers' callbacks run: what they append meanwhile
-        # joins the next batch instead of starting a batch of one
+    def _batch_done(self, result, sinks: list[tuple]) -> None:
+        # The next flush starts first, with everything that arrived while this batch
+        # was on the disk; then the callers hear of this batch. What their callbacks
+        # append meanwhile waits (``_completing``) and joins the batch after, instead
+        # of starting a batch of one.
         self.batches += 1
         if isinstance(result, Failure):
             self.log.failure("the spool writer failed on a batch of {count} lines",
-                             result, count=len(batch))
+                             result, count=len(sinks))
             error = SpoolWriteError(None, f"spool writer failed: {result.value}", self.directory)
-            outcomes, cuts, checkpoint = [error] * len(batch), [], None
+            outcomes, cuts, checkpoint = [error] * len(sinks), [], None
         else:
             outcomes, cuts, checkpoint = result
-        if cuts:
-            self._log_cuts(cuts)
-        if checkpoint is not None:
-            self._run_checkpoint(checkpoint)
+        self._busy = False
+        self._completing = True
+        try:
+            if self._pending_items:
+                self._start_batch()
+            if cuts:
+                self._log_cuts(cuts)
+            if checkpoint is not None:
+                self._run_checkpoint(checkpoint)
+            self._deliver(sinks, outcomes)
+        finally:
+            self._completing = False
+        if self._busy:
+            return
+        if self._pending_items:
+            self._start_batch()
+        else:
+            self._maybe_finish_close()
+
+    def _deliver(self, sinks: list[tuple], outcomes: list) -> None:
+        """Fire the callers' Deferreds (and collectors), then tell the observers."""
         durable: list[Appended] = []
         failed: SpoolWriteError | None = None
-        for d, outcome in zip(batch, outcomes):
+        for (sink, index), outcome in zip(sinks, outcomes):
             if type(outcome) is Appended:
                 durable.append(outcome)
-                if not d.called:
-                    d.callback(outcome)
+                if index >= 0:
+                    sink.put(index, outcome)
+                elif not sink.called:
+                    sink.callback(outcome)
             else:
                 failed = outcome
-                if not d.called:
-                    d.errback(Failure(outcome))
+                if index >= 0:
+                    sink.put(index, outcome)
+                elif not sink.called:
+                    sink.errback(Failure(outcome))
         self.lines += len(durable)
         if failed is not None:
             self.log.error("{count} spool appends failed: {error}",
-                           count=len(batch) - len(durable), error=str(failed))
+                           count=len(sinks) - len(durable), error=str(failed))
         if durable:
             for observer in self._observers:
                 try:
                     observer(durable)
                 except Exception:
                     self.log.failure("spool observer {observer!r} failed", observer=observer)
-        self._busy = False
-        if self._pending_items:
-            self._start_batch()
-        else:
-            self._maybe_finish_close()
 
     # --- helpers -----------------------------------------------------------
 
@@ -267,7 +328,8 @@ class Spool:
             worker.stop()
 
     def _maybe_finish_close(self) -> None:
-        if self._state != "closing" or self._busy or self._pending_items or self._checkpoints:
+        if (self._state != "closing" or self._busy or self._completing or self._pending_items
+                or self._checkpoints):
             return
         self._state = "closing-writer"
 
@@ -276,6 +338,9 @@ class Spool:
             self._stop_workers()
             if isinstance(result, Failure):
                 self.log.failure("closing the spool failed", result)
+            self.log.info("spool {directory} closed: {lines} lines made durable in {batches}"
+                          " group commits", directory=self.directory, lines=self.lines,
+                          batches=self.batches)
             waiting, self._closed = self._closed, []
             for d in waiting:
                 d.callback(None)
@@ -287,3 +352,22 @@ class Spool:
             self.log.warn("cut {length} bytes off {path} at offset {offset} ({reason});"
                           " saved to {saved_to}", length=cut.length, path=cut.path,
                           offset=cut.offset, reason=cut.reason, saved_to=cut.saved_to)
+
+
+class _Collector:
+    """The outcomes of one :meth:`Spool.append_many`; fires ``deferred`` with all of them."""
+
+    __slots__ = ("deferred", "outcomes", "_missing")
+
+    def __init__(self, count: int):
+        self.deferred: Deferred[list] = Deferred()
+        self.outcomes: list = [None] * count
+        self._missing = count
+        if not count:
+            self.deferred.callback(self.outcomes)
+
+    def put(self, index: int, outcome) -> None:
+        self.outcomes[index] = outcome
+        self._missing -= 1
+        if not self._missing:
+            self.deferred.callback(self.outcomes)
