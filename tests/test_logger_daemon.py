@@ -24,7 +24,7 @@ from lbtx.logger.errors import SpoolFullError
 from lbtx.logger.handler import SpoolingHandler
 from lbtx.logger.options import LoggerOptions
 from lbtx.logger.spool import Spool
-from lbtx.producer import Producer, UnavailableError
+from lbtx.producer import DeferredProducer, Producer, UnavailableError
 from lbtx.protocols.box.client import BoxRemoteError, connect_box
 from lbtx.protocols.box.messages import ResultCode
 from lbtx.protocols.box.server import LOGGER_PORT_FRAMINGS, BoxServerFactory
@@ -59,7 +59,7 @@ def test_handler_stamps_validates_and_spools(tmp_path):
 
 
 class _FullSpool:
-    def append(self, jobid, record):
+    def append_many(self, entries):
         return defer.fail(SpoolFullError(errno.ENOSPC, "No space left on device", "/spool/x"))
 
 
@@ -69,6 +69,30 @@ def test_handler_fails_the_batch_when_the_disk_is_full():
     with pytest.raises(SpoolFullError) as caught:
         yield handler.handle_batch("anonymous", [record(jobid(1), 1)])
     assert caught.value.errno == errno.ENOSPC
+
+
+class _HalfFullSpool:
+    """Stores the first line of a batch, fails the others (a disk that filled up)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def append_many(self, entries):
+        self.calls.append(list(entries))
+        return defer.succeed([object()] + [SpoolFullError(errno.ENOSPC, "No space left", "/x")]
+                             * (len(entries) - 1))
+
+
+@pytest_twisted.inlineCallbacks
+def test_handler_fails_the_batch_when_any_line_failed():
+    """One append_many per batch with only the valid lines; if any of them failed, the
+    producer gets the error for the batch, never OK."""
+    spool = _HalfFullSpool()
+    handler = SpoolingHandler(spool)
+    with pytest.raises(SpoolFullError):
+        yield handler.handle_batch("anonymous", [record(jobid(1), 1), b"junk",
+                                                 record(jobid(1), 2)])
+    assert [[job for job, _ in call] for call in spool.calls] == [[jobid(1), jobid(1)]]
 
 
 def test_options_defaults_and_port(tmp_path):
@@ -164,3 +188,38 @@ def test_a_second_logger_on_the_same_spool_exits(logger, tmp_path):
         text=True, timeout=60)
     assert "cannot open the spool" in second.stdout
     assert proc.poll() is None          # the first one goes on
+
+
+@pytest_twisted.inlineCallbacks
+def test_log_many_through_a_real_logger(logger):
+    """Producer.log_many and DeferredProducer.log_many (2,500 events: three requests
+    of at most the logger's max_batch, pipelined) are acknowledged only once on
+    disk: every event is in its job's file, in order, with the codes returned."""
+    sock, spool, proc = logger
+    JOB = "https://lb.example.org:9000/"
+
+    def blocking():
+        with Producer(str(sock), source="LRMS") as producer:
+            a = producer.context(JOB + "manyAAAAAAAAAAAAAAAAAA")
+            b = producer.context(JOB + "manyBBBBBBBBBBBBBBBBBB")
+            return producer.log_many([(a, "Running", {"node": "wn1"}),
+                                      (b, "Running", {"node": "wn2"}),
+                                      (a, "UserTag", {"name": "tag", "value": "v"})])
+    codes = yield deferToThread(blocking)
+    assert len(codes) == 3 and codes[0] != codes[2]
+    producer = DeferredProducer(reactor, str(sock), source="LRMS", timeout=30)
+    try:
+        ctx = producer.context(JOB + "manyCCCCCCCCCCCCCCCCCC")
+        codes = yield producer.log_many([(ctx, "Running", {"node": f"wn{i}"})
+                                         for i in range(2500)])
+    finally:
+        producer.close()
+    assert codes[-1] == ctx.seqcode and len(set(codes)) == 2500
+    by_job = {}
+    for name in event_files(spool):
+        lines = records_of(read_lines(spool / name))
+        by_job[name.split(".")[0]] = lines
+    assert len(by_job["manyAAAAAAAAAAAAAAAAAA"]) == 2 and len(by_job["manyBBBBBBBBBBBBBBBBBB"]) == 1
+    nodes = [ln.rsplit(b'DG.RUNNING.NODE="', 1)[1].rstrip(b'"')
+             for ln in by_job["manyCCCCCCCCCCCCCCCCCC"]]
+    assert nodes == [f"wn{i}".encode() for i in range(2500)]

@@ -5,6 +5,7 @@
     producer = Producer(source="UserInterface")          # logger from the environment
     job = producer.register(JobId.generate("lb.example.org", 9000), jdl="[...]")
     producer.log(job, "Transfer", destination="NetworkServer", ...)  # -> new seqcode
+    producer.log_many([(job, "Running", {"node": "wn01"}), ...])     # one round trip
 
 :meth:`Producer.log` returns once the logger has the event on disk;
 :meth:`Producer.register` once the job's server stored the registration (and the
@@ -14,7 +15,7 @@ that turns out dead is replaced once before the call fails.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from lbtx.producer.address import Address, server_address
 from lbtx.producer.context import LOCAL, SYNC, JobContext, ProducerBase
@@ -37,6 +38,18 @@ class Producer(ProducerBase):
         the new sequence code. Raises RefusedError, UnavailableError, or
         LBFormatError/TypeError for an event that does not validate (nothing sent)."""
         return self._log(ctx, self._record(ctx, type_name, attrs, text=False))
+
+    def log_many(self, events: Iterable[tuple[JobContext, str, Mapping]]) -> list[str]:
+        """Log several events, ``(context, event type, attributes)`` each, in one
+        request (several, pipelined, beyond the logger's ``max_batch``); return once
+        all are on the logger's disk, with the new sequence code after each event.
+        Every event is validated before any is sent; each context advances once
+        per event. Raises RefusedError for the first refused event (its ``index``
+        and every ``results``; the others may be stored) or UnavailableError."""
+        lines, codes = self._records(events)
+        if lines:
+            self._check(self._send(self.logger, lines), len(lines))
+        return codes
 
     def log_text(self, ctx: JobContext, type_name: str, attrs: Mapping[str, str], *,
                  sync: bool = False) -> str:

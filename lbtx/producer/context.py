@@ -10,8 +10,9 @@ results that come back, and advances the sequence after every attempt (formats.m
 from __future__ import annotations
 
 import getpass
+import socket
 from dataclasses import dataclass
-from typing import Mapping, Sequence as Seq
+from typing import Iterable, Mapping, Sequence as Seq
 
 from lbtx import seqcode as _seqcode
 from lbtx.jobid import JobId
@@ -54,6 +55,8 @@ class ProducerBase:
     :param source: the component this producer is (``UserInterface``, ``LRMS`` ...).
     :param user: ``DG.USER`` of the events; by default left to the logger, and on
         registrations (which also go straight to the server) :func:`default_user`.
+    :param host: ``HOST`` of the events; by default this machine's FQDN, looked
+        up at the first event.
     :param timeout: seconds for each connection attempt and each answer.
     """
 
@@ -88,6 +91,8 @@ class ProducerBase:
         """The ULM line of an event; ``DG.PRIORITY`` is the path's logging flag
         (formats.md §2.6): LOCAL (4) through the logger, DIRECT (16) for a
         registration, which goes to the server itself first."""
+        if self.host is None:  # the FQDN, looked up once, not once per event
+            self.host = socket.getfqdn()
         common = dict(user=user or self.user, host=self.host, src_instance=self.src_instance,
                       priority=priority, level=self.level)
         if text:
@@ -112,10 +117,33 @@ class ProducerBase:
         copy = line.replace(b" DG.PRIORITY=%d " % flags, b" DG.PRIORITY=%d " % DIRECT, 1)
         return ctx, line, copy
 
+    def _records(self, events: Iterable[tuple[JobContext, str, Mapping]]
+                 ) -> tuple[list[bytes], list[str]]:
+        """The lines of several events and the code each context has after its
+        event. Each context advances once per event as its line is built (the line
+        is then sent, successful or not); if any event does not validate, every
+        context is put back as it was and the error raised: nothing is sent."""
+        lines: list[bytes] = []
+        codes: list[str] = []
+        saved: dict[int, tuple[Sequence, tuple]] = {}
+        try:
+            for ctx, type_name, attrs in events:
+                seq = ctx.sequence
+                if id(seq) not in saved:
+                    saved[id(seq)] = (seq, seq.snapshot())
+                lines.append(self._record(ctx, type_name, attrs, text=False))
+                codes.append(seq.advance())
+        except BaseException:
+            for seq, state in saved.values():
+                seq.restore(state)
+            raise
+        return lines, codes
+
     @staticmethod
     def _check(results: Seq, count: int = 1) -> None:
         if len(results) != count:
             raise UnavailableError(f"{len(results)} answers for {count} events")
-        for result in results:
+        for index, result in enumerate(results):
             if not result.accepted:
-                raise RefusedError(result.code, result.reason)
+                raise RefusedError(result.code, result.reason, index=index,
+                                   results=list(results))

@@ -8,7 +8,7 @@ connection that was lost is replaced on the next call.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from twisted.internet import defer
 from twisted.internet.endpoints import clientFromString
@@ -39,6 +39,20 @@ class DeferredProducer(ProducerBase):
         except Exception:
             return defer.fail()
         return self._log(ctx, line)
+
+    def log_many(self, events: Iterable[tuple[JobContext, str, Mapping]]) -> defer.Deferred:
+        """Like :meth:`Producer.log_many <lbtx.producer.Producer.log_many>`: fires
+        with the new code after each event once all are on the logger's disk (one
+        request per ``max_batch`` events, all on the wire at once)."""
+        try:
+            lines, codes = self._records(events)
+        except Exception:
+            return defer.fail()
+        if not lines:
+            return defer.succeed(codes)
+        d = self._send(self.logger, lines)
+        d.addCallback(self._check, len(lines))
+        return d.addCallback(lambda _: codes)
 
     def log_text(self, ctx: JobContext, type_name: str, attrs: Mapping[str, str]) -> defer.Deferred:
         try:
@@ -107,7 +121,16 @@ class DeferredProducer(ProducerBase):
             except Exception as e:
                 raise UnavailableError(f"cannot connect to {address}: {e}") from e
             try:
-                return (yield client.send_batch(lines))
+                step = max(1, client.max_batch)
+                if len(lines) <= step:
+                    return (yield client.send_batch(lines))
+                try:  # pipelined: every request on the wire at once
+                    acks = yield defer.gatherResults(
+                        [client.send_batch(lines[i:i + step])
+                         for i in range(0, len(lines), step)], consumeErrors=True)
+                except defer.FirstError as e:
+                    e.subFailure.raiseException()
+                return [result for ack in acks for result in ack]
             except BoxRemoteError as e:
                 raise UnavailableError(f"{address}: {e}", code=e.code) from e
             except Exception as e:

@@ -16,15 +16,21 @@ class LoggingError(Exception):
 
 class RefusedError(LoggingError):
     """The logger or server answered and refused the event (``invalid``,
-    ``not_owner``, ``exists``, or ``unknown_job``, which is retryable).
+    ``not_owner``, ``exists``, or ``unknown_job``, which is retryable). For
+    events sent together (``log_many``) it is the first refused one.
 
     :ivar code: the :class:`~lbtx.protocols.box.messages.ResultCode`.
     """
 
-    def __init__(self, code, reason: str = ""):
+    def __init__(self, code, reason: str = "", *, index: int = 0, results=None):
         super().__init__(f"{code.value}: {reason}" if reason else code.value)
         self.code = code
         self.retryable = code.retryable
+        #: the position of the refused event among those sent together (0 for one)
+        self.index = index
+        #: the :class:`~lbtx.protocols.box.messages.Result` of every event sent
+        #: together, in order (the others may have been stored), or None
+        self.results = results
 
 
 class UnavailableError(LoggingError):

@@ -85,3 +85,10 @@ class Sequence:
             self._code = self._code.increment(slot)
             self._text = str(self._code)
         return self._text
+
+    def snapshot(self) -> tuple:
+        """The state to :meth:`restore` (taking back advances not used)."""
+        return self._code, self._text
+
+    def restore(self, state: tuple) -> None:
+        self._code, self._text = state

@@ -1,8 +1,9 @@
 """A blocking box-protocol client on a plain socket, for programs without a reactor.
 
 :class:`BlockingConnection` connects (Unix socket or TCP), shakes hands, and
-sends batches of events one request at a time, waiting for the answer; every
-socket operation is bounded by ``timeout``. The codec is the sans-I/O one of
+sends batches of events: one request per ``max_batch`` events, a few requests
+pipelined, the answers read in request order; every socket operation is bounded
+by ``timeout``. The codec is the sans-I/O one of
 :mod:`lbtx.protocols.box`, so the bytes are those of the Twisted client.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import deque
 from typing import Sequence
 
 from lbtx import __version__
@@ -20,10 +22,13 @@ from lbtx.protocols.box.messages import (EVENTS, HELLO, BatchAck, ErrorReply, Ev
                                          Result, Welcome, decode_reply, encode_message)
 from lbtx.protocols.errors import FrameError
 
-__all__ = ["BlockingConnection", "DEFAULT_TIMEOUT"]
+__all__ = ["BlockingConnection", "DEFAULT_TIMEOUT", "PIPELINE"]
 
 #: Client timeouts default to 120 s (formats.md §12.1).
 DEFAULT_TIMEOUT = 120.0
+#: Most requests one connection has on the wire unanswered (the server reads up
+#: to 8 ahead before it pauses, ServerLimits.max_pending).
+PIPELINE = 4
 
 
 class BlockingConnection:
@@ -38,6 +43,7 @@ class BlockingConnection:
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._decoder: BoxDecoder | None = None
+        self._boxes: deque = deque()  # decoded replies not yet taken
         self._next_id = 1
         self.max_batch = 1
         self.max_frame = DEFAULT_MAX_FRAME
@@ -63,6 +69,7 @@ class BlockingConnection:
             raise UnavailableError(f"cannot connect to {self.address}: {e}") from e
         self._sock = sock
         self._decoder = BoxDecoder(max_frame=DEFAULT_MAX_FRAME, preamble=MAGIC)
+        self._boxes.clear()
         welcome = self._exchange(Hello(self._take_id(), agent=f"lbtx-producer/{__version__}"),
                                  HELLO, deadline, preamble=MAGIC)
         assert isinstance(welcome, Welcome)
@@ -70,20 +77,45 @@ class BlockingConnection:
         self.max_frame = welcome.max_frame
 
     def send(self, lines: Sequence[bytes]) -> list[Result]:
-        """Send ``lines`` (ULM records without LF); one result per line, in order."""
+        """Send ``lines`` (ULM records without LF); one result per line, in order.
+
+        More lines than the receiver's ``max_batch`` go as several requests,
+        pipelined: up to :data:`PIPELINE` requests are on the wire before the
+        first answer is awaited, so a long list costs about one round trip per
+        :data:`PIPELINE` batches. Each answer is awaited for at most ``timeout``.
+        If anything fails with requests still unanswered the connection is closed
+        (their answers must not be taken for a later request's).
+        """
         self.connect()
-        results: list[Result] = []
         lines = list(lines)
         step = max(1, self.max_batch)
-        for i in range(0, len(lines), step):
-            deadline = time.monotonic() + self.timeout
-            ack = self._exchange(EventBatch(self._take_id(), lines[i:i + step]), EVENTS, deadline)
-            assert isinstance(ack, BatchAck)
-            if len(ack.results) != len(lines[i:i + step]):
+        chunks = [lines[i:i + step] for i in range(0, len(lines), step)]
+        results: list[Result] = []
+        waiting: deque[tuple[int, int]] = deque()  # (request id, events) sent, unanswered
+        sent = 0
+        try:
+            while sent < len(chunks) or waiting:
+                frames = []
+                while sent < len(chunks) and len(waiting) < PIPELINE:
+                    request_id = self._take_id()
+                    frames.append(encode_message(EventBatch(request_id, chunks[sent]),
+                                                 max_frame=self.max_frame))
+                    waiting.append((request_id, len(chunks[sent])))
+                    sent += 1
+                if frames:
+                    self._write(b"".join(frames))
+                request_id, count = waiting.popleft()
+                ack = self._receive(EVENTS, request_id, time.monotonic() + self.timeout)
+                assert isinstance(ack, BatchAck)
+                if len(ack.results) != count:
+                    self.close()
+                    raise UnavailableError(f"{self.address} answered {len(ack.results)} "
+                                           f"results for {count} events")
+                results += ack.results
+        except UnavailableError:
+            if waiting:  # answers still due: the connection cannot be reused
                 self.close()
-                raise UnavailableError(f"{self.address} answered {len(ack.results)} results "
-                                       f"for {len(lines[i:i + step])} events")
-            results += ack.results
+            raise
         return results
 
     def close(self) -> None:
@@ -101,9 +133,22 @@ class BlockingConnection:
         return request_id
 
     def _exchange(self, message, command: str, deadline: float, preamble: bytes = b""):
+        self._write(preamble + encode_message(message, max_frame=self.max_frame))
+        return self._receive(command, message.request_id, deadline)
+
+    def _write(self, data: bytes) -> None:
         try:
-            self._sock.sendall(preamble + encode_message(message, max_frame=self.max_frame))
-            while True:
+            self._sock.settimeout(self.timeout)
+            self._sock.sendall(data)
+        except OSError as e:
+            self.close()
+            raise UnavailableError(f"{self.address}: {e or type(e).__name__}") from e
+
+    def _receive(self, command: str, request_id: int, deadline: float):
+        """The reply to ``request_id`` (or a connection-level error); raise
+        UnavailableError for an error reply, a broken or late answer."""
+        try:
+            while not self._boxes:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise socket.timeout("no answer in time")
@@ -111,10 +156,11 @@ class BlockingConnection:
                 data = self._sock.recv(65536)
                 if not data:
                     raise ConnectionError("the connection was closed")
-                boxes = self._decoder.feed(data)
-                if boxes:
-                    reply = decode_reply(boxes[0], command)
-                    break
+                self._boxes.extend(self._decoder.feed(data))
+            reply = decode_reply(self._boxes.popleft(), command)
+            if reply.request_id not in (request_id, 0):
+                raise ValueError(f"answer to request {reply.request_id}, "
+                                 f"expected one to {request_id}")
         except (OSError, FrameError, ValueError) as e:
             self.close()
             raise UnavailableError(f"{self.address}: {e or type(e).__name__}") from e
