@@ -11,7 +11,10 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+
+import pytest
 
 from conftest import REPO
 from lbtx.cli.environment import Address
@@ -141,3 +144,65 @@ def test_a_broken_policy_file_stops_the_server_with_the_reason(tmp_path):
                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert out.returncode != 0
     assert "policy.conf:2:10: unknown action 'FLY'" in out.stdout + out.stderr
+
+
+DAVE = "/DC=org/DC=example/CN=Dave Monitor"
+READERS = f'''resource "LB" {{
+    action "READ_ANONYMIZED" {{ rule permit {{ subject = "{CAROL}" }} }}
+    action "STATUS_FOR_MONITORING" {{ rule permit {{ subject = "{DAVE}" }} }}
+}}
+'''
+
+
+def _legacy_status(query: int, job: str) -> str:
+    from test_server_web import _get
+    r = _get(query, "/" + job.rsplit("/", 1)[1], accept="application/x-dglb",
+             agent="edg_wll_Api/3.0/3.0")
+    assert r.status == 200, r
+    return r.body.decode()
+
+
+def test_anonymised_and_monitoring_readers(tmp_path):
+    """READ_ANONYMIZED sees the job with the owner hashed, the same hash on every
+    front end and across restarts (the salt file); STATUS_FOR_MONITORING sees the
+    state and destination but no owner and no JDL details; nobody else sees it."""
+    policy = tmp_path / "policy.conf"
+    policy.write_text(READERS)
+    data = tmp_path / "data"
+    alice, _, store = _start(tmp_path, "alice", data, ALICE, *NAME)
+    job = _job(5)
+    try:
+        assert _codes(store, [_reg(job), _running(job, ALICE, 1)]) == [ResultCode.STORED] * 2
+    finally:
+        _stop(alice)
+    hashes = []
+    for run in range(2):
+        carol, carol_query, _ = _start(tmp_path, f"carol{run}", data, CAROL, *NAME,
+                                       "--policy", str(policy))
+        try:
+            status = _status(carol_query, job)
+            assert status["state"] == "Running" and status["ce_node"] == "wn1"
+            assert ALICE not in json.dumps(status)
+            assert len(status["owner"]) == 64 and int(status["owner"], 16) >= 0
+            hashes.append(status["owner"])
+            legacy = _legacy_status(carol_query, job)
+            assert ALICE not in legacy and status["owner"] in legacy
+        finally:
+            _stop(carol)
+    assert hashes[0] == hashes[1]
+    assert (data / "anonymization.salt").stat().st_mode & 0o077 == 0
+    dave, dave_query, _ = _start(tmp_path, "dave", data, DAVE, *NAME, "--policy", str(policy))
+    try:
+        status = _status(dave_query, job)
+        assert status["state"] == "Running"
+        assert not status.get("owner") and not status.get("ce_node")
+        assert ALICE not in _legacy_status(dave_query, job)
+    finally:
+        _stop(dave)
+    bob, bob_query, _ = _start(tmp_path, "bob", data, BOB, *NAME, "--policy", str(policy))
+    try:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _status(bob_query, job)
+        assert e.value.code in (401, 403)
+    finally:
+        _stop(bob)

@@ -95,6 +95,10 @@ class ServerOptions(usage.Options):
          _positive_float("notif-retry-max")],
         ["policy", "l", None, "authorization policy file (docs/security.md): server-wide "
                               "rights such as READ_ALL, PURGE, LOG_WMS_EVENTS", _policy_file],
+        ["anonymization-salt", None, None, "file with the salt of anonymised identities "
+                                           "(default: DATA_DIR/anonymization.salt, made "
+                                           "when missing; share it between servers of one "
+                                           "database)"],
         ["no-index", "x", 0, "index rule of job queries: 0 enforced, 1 super-users exempt, "
                              "2 off", _no_index],
     ]

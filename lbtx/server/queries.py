@@ -38,6 +38,7 @@ from lbtx.protocols.legacy_query.messages import QueryResults, ResultLimit, Stat
 from lbtx.query.conditions import (EVENT_ATTRS, Attr, Condition, QueryError, check_job_query)
 from lbtx.query.events import event_matches, sort_events
 from lbtx.schema import JobState
+from lbtx.server.anonymize import Access, Anonymizer
 from lbtx.server.authz import ReadPolicy, caller_of
 from lbtx.server.indexes import hits_index, single_column_indexes
 from lbtx.server.store.interfaces import StoreUnavailableError, UnknownJobError
@@ -124,18 +125,22 @@ class StoreQueryBackend:
     :param no_index: 0 enforce the index rule, 1 exempt super-users, 2 off.
     :param policy: the server's :class:`ReadPolicy` (default: one made of
         ``superusers`` and ``noauth``).
+    :param anonymizer: hashes identities for callers with anonymised access or
+        the ``anonymized`` flag (default: the store's, else one with a fixed salt).
     """
 
     log = Logger()
 
     def __init__(self, store, *, superusers=(), noauth: bool = False,
                  hard_limits: HardLimits = HardLimits(), no_index: int = 0,
-                 policy: ReadPolicy | None = None):
+                 policy: ReadPolicy | None = None, anonymizer: Anonymizer | None = None):
         if no_index not in (0, 1, 2):
             raise ValueError(f"no_index is 0, 1 or 2, not {no_index!r}")
         self._store = store
         self.indexes = single_column_indexes(store.indexed_attributes)
         self.policy = policy if policy is not None else ReadPolicy(tuple(superusers), noauth)
+        self.anonymizer = (anonymizer or getattr(store, "anonymizer", None)
+                           or Anonymizer(b"lbtx query answers"))
         self.hard_limits = hard_limits
         self.no_index = no_index
 
@@ -211,10 +216,20 @@ class StoreQueryBackend:
             raise LBError(ErrorCode.EPERM, "not allowed to read any matching job")
         return readable
 
+    def access(self, caller, record, flags: StatusFlag = StatusFlag.NONE) -> Access | None:
+        """How ``caller`` may read ``record`` (the ``anonymized`` flag asks for no
+        more than anonymised access); None: not at all."""
+        access = self.policy.access(caller, record)
+        if access is Access.FULL and flags & StatusFlag.ANONYMIZED:
+            return Access.ANONYMIZED
+        return access
+
     @inlineCallbacks
-    def view(self, record, flags: StatusFlag):
-        """The :class:`JobView` of a record with what ``flags`` ask for."""
-        view = JobView(record.status)
+    def view(self, record, flags: StatusFlag, access: Access = Access.FULL):
+        """The :class:`JobView` of a record with what ``flags`` ask for, as
+        ``access`` shows it."""
+        shown = self.anonymizer.status
+        view = JobView(shown(record.status, access))
         if flags & StatusFlag.CHILDREN:
             view.children = list(record.children) or None  # none: not written
         wants_children = flags & (StatusFlag.CHILDHIST_THOROUGH | StatusFlag.CHILDSTAT)
@@ -224,10 +239,10 @@ class StoreQueryBackend:
         if flags & StatusFlag.CHILDHIST_THOROUGH:
             view.children_hist = _histogram(children)
         if flags & StatusFlag.CHILDSTAT:
-            view.children_states = [JobView(child.status) for child in children]
+            view.children_states = [JobView(shown(child.status, access)) for child in children]
         if flags & StatusFlag.HISTORY:
             stored = yield self._store_call(self._store.job_events, record.job_id)
-            view.history = [_with_arrival(s) for s in stored]
+            view.history = [self.anonymizer.event(_with_arrival(s), access) for s in stored]
         return view
 
     # --- IQueryBackend --------------------------------------------------------
@@ -246,7 +261,7 @@ class StoreQueryBackend:
         for rec in records:
             view = None
             if not flags & StatusFlag.NO_STATES:
-                view = yield self.view(rec, flags)
+                view = yield self.view(rec, flags, self.access(caller, rec, flags) or Access.FULL)
             rows.append((rec.job_id, view))
         return JobsAnswer(rows, error)
 
@@ -254,9 +269,10 @@ class StoreQueryBackend:
     def job_status(self, job_id, flags, caller):
         """See :meth:`IQueryBackend.job_status`."""
         rec = yield self._store_call(self._store.job_status, job_id)
-        if not self.policy.may_read(caller, rec):
+        access = self.access(caller, rec, flags)
+        if access is None:
             raise LBError(ErrorCode.EPERM, "not the owner of the job")
-        return (yield self.view(rec, flags))
+        return (yield self.view(rec, flags, access))
 
     @inlineCallbacks
     def query_events(self, job_conditions, event_conditions, limit, caller):
@@ -272,8 +288,9 @@ class StoreQueryBackend:
         events = []
         for rec in records:
             stored = yield self._store_call(self._store.job_events, rec.job_id)
-            events += sort_events([_with_arrival(s) for s in stored
-                                   if event_matches(s.event, event_query)])
+            access = self.access(caller, rec) or Access.FULL
+            events += sort_events([self.anonymizer.event(_with_arrival(s), access)
+                                   for s in stored if event_matches(s.event, event_query)])
             if cap is not None and len(events) > cap:
                 break
         if not events:

@@ -10,6 +10,7 @@ or the legacy interlogger framing) and a listener per ``--listen-query`` endpoin
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 
 from twisted.application.internet import StreamServerEndpointService
@@ -20,6 +21,7 @@ from lbtx.protocols.box.server import STORE_PORT_FRAMINGS, BoxServerFactory, Ser
 from lbtx.protocols.legacy_query.service import QueryService
 from lbtx.protocols.legacy_query.notifications import LegacyNotifications
 from lbtx.server.api import JsonApi, _BadRequest as BadRequest
+from lbtx.server.anonymize import Anonymizer
 from lbtx.server.authz import ReadPolicy
 from lbtx.server.notify.api import NotificationApi
 from lbtx.server.notify.delivery import Backoff
@@ -60,6 +62,7 @@ def makeService(options, reactor=None) -> MultiService:
     policy = ReadPolicy(superusers=options["superuser"], noauth=bool(options["noauth"]),
                         policy=options["policy"])
     store.read_policy = policy
+    store.anonymizer = Anonymizer(_salt(options))
     notifications = _notifications(options, store, reactor, policy)
     notifications.setServiceParent(store_service)
     handler = IntakeHandler(WakingStore(store, notifications.wake), max_line=options["max-frame"],
@@ -88,6 +91,29 @@ def server_name(options) -> tuple[str, int]:
     first = (options["listen-query"] or [DEFAULT_QUERY_ENDPOINT])[0].split(":")
     port = next((int(p) for p in first[1:3] if p.isdigit()), 9000)
     return socket.getfqdn(), port
+
+
+def _salt(options) -> bytes:
+    """The anonymization salt: read from its file, or made (32 random bytes, mode
+    0600) when the file does not exist yet."""
+    path = options["anonymization-salt"] or os.path.join(options["data-dir"],
+                                                         "anonymization.salt")
+    try:
+        with open(path, "rb") as f:
+            salt = f.read(4096)
+    except FileNotFoundError:
+        salt = secrets.token_hex(32).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another server made it meanwhile
+            return _salt(options)
+        with os.fdopen(fd, "wb") as f:
+            f.write(salt)
+            f.flush()
+            os.fsync(f.fileno())
+    if not salt.strip():
+        raise ValueError(f"the anonymization salt file {path} is empty")
+    return salt.strip()
 
 
 def _notifications(options, store, reactor, policy: ReadPolicy) -> NotificationService:
