@@ -61,23 +61,47 @@ def encode_box(box: Mapping[str, bytes], *, max_frame: int = DEFAULT_MAX_FRAME) 
     if not box:
         raise ValueError("a box needs at least one key")
     parts = [b""]
+    append = parts.append
     size = 0
+    heads = _KEY_HEADS
+    pack = _U32.pack
     for key, value in box.items():
-        try:
-            raw_key = key.encode("ascii")
-        except (AttributeError, UnicodeEncodeError):
-            raw_key = b""
-        if not _KEY_RE.match(raw_key):
-            raise ValueError(f"box key {key!r} is not 1-255 visible ASCII characters")
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise ValueError(f"value of box key {key!r} is {type(value).__name__}, not bytes")
-        value = bytes(value)
-        parts += (_U16.pack(len(raw_key)), raw_key, _U32.pack(len(value)), value)
-        size += _U16.size + len(raw_key) + _U32.size + len(value)
+        head = heads.get(key)
+        if head is None:
+            head = _key_head(key)
+        if type(value) is not bytes:
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise ValueError(f"value of box key {key!r} is {type(value).__name__}, "
+                                 f"not bytes")
+            value = bytes(value)
+        append(head)
+        append(pack(len(value)))
+        append(value)
+        size += len(head) + 4 + len(value)
     if size > max_frame:
         raise FrameError(f"box of {size} bytes exceeds the maximum frame size of {max_frame}")
     parts[0] = _U32.pack(size)
     return b"".join(parts)
+
+
+#: key -> its encoded length and bytes, for keys seen before (checked once)
+_KEY_HEADS: dict[str, bytes] = {}
+#: raw key bytes -> key, for keys decoded before (checked once)
+_KEYS: dict[bytes, str] = {}
+_KEY_CACHE_LIMIT = 16384
+
+
+def _key_head(key) -> bytes:
+    try:
+        raw_key = key.encode("ascii")
+    except (AttributeError, UnicodeEncodeError):
+        raw_key = b""
+    if not _KEY_RE.match(raw_key):
+        raise ValueError(f"box key {key!r} is not 1-255 visible ASCII characters")
+    head = _U16.pack(len(raw_key)) + raw_key
+    if len(_KEY_HEADS) < _KEY_CACHE_LIMIT:
+        _KEY_HEADS[key] = head
+    return head
 
 
 class BoxDecoder:
@@ -184,30 +208,36 @@ class BoxDecoder:
     def _parse_body(self, body: memoryview) -> Box:
         box: Box = {}
         pos, end = 0, len(body)
+        keys = _KEYS
+        u16, u32 = _U16.unpack_from, _U32.unpack_from
         try:
             while pos < end:
-                if end - pos < _U16.size:
+                if end - pos < 2:
                     raise self._body_error("truncated key length", pos)
-                (klen,) = _U16.unpack_from(body, pos)
-                pos += _U16.size
+                (klen,) = u16(body, pos)
+                pos += 2
                 if not 1 <= klen <= MAX_KEY_LENGTH:
                     raise self._body_error(f"key length {klen} is outside 1-{MAX_KEY_LENGTH}",
-                                           pos - _U16.size)
-                if end - pos < klen + _U32.size:
+                                           pos - 2)
+                if end - pos < klen + 4:
                     raise self._body_error("entry runs past the end of the frame", pos)
-                raw_key = bytes(body[pos:pos + klen])
-                if not _KEY_RE.match(raw_key):
-                    raise self._body_error(f"key {raw_key!r} is not visible ASCII", pos)
-                key = raw_key.decode("ascii")
+                raw_key = body[pos:pos + klen].tobytes()
+                key = keys.get(raw_key)
+                if key is None:
+                    if not _KEY_RE.match(raw_key):
+                        raise self._body_error(f"key {raw_key!r} is not visible ASCII", pos)
+                    key = raw_key.decode("ascii")
+                    if len(keys) < _KEY_CACHE_LIMIT:
+                        keys[raw_key] = key
                 pos += klen
-                (vlen,) = _U32.unpack_from(body, pos)
-                pos += _U32.size
+                (vlen,) = u32(body, pos)
+                pos += 4
                 if vlen > end - pos:
                     raise self._body_error(f"value of {key!r} claims {vlen} bytes, "
-                                           f"{end - pos} left in the frame", pos - _U32.size)
+                                           f"{end - pos} left in the frame", pos - 4)
                 if key in box:
                     raise self._body_error(f"duplicate key {key!r}", pos)
-                box[key] = bytes(body[pos:pos + vlen])
+                box[key] = body[pos:pos + vlen].tobytes()
                 pos += vlen
         finally:
             body.release()
