@@ -94,6 +94,7 @@ class PgCluster:
         self.sockets = self.root / "sockets"
         self.logfile = self.root / "server.log"
         self.port = 0
+        self._options = ""
         self.running = False
         self._names = itertools.count(1)
 
@@ -117,11 +118,11 @@ class PgCluster:
         last_error = None
         for _ in range(5):
             self.port = _free_port()
-            options = (f"-h 127.0.0.1 -p {self.port} -k {self.sockets} -c fsync={'on' if self.fsync else 'off'}"
-                       " -c full_page_writes=off -c max_connections=100 -c shared_buffers=128MB")
+            self._options = (f"-h 127.0.0.1 -p {self.port} -k {self.sockets}"
+                             f" -c fsync={'on' if self.fsync else 'off'} -c full_page_writes=off"
+                             " -c max_connections=100 -c shared_buffers=128MB")
             try:
-                self._run("pg_ctl", "start", "-w", "-t", str(START_TIMEOUT), "-D", str(self.data),
-                          "-l", str(self.logfile), "-o", options)
+                self._pg_ctl_start()
             except subprocess.CalledProcessError as e:
                 last_error = e
                 continue
@@ -145,6 +146,24 @@ class PgCluster:
         """Stop the server and start it again on the same port (for reconnection tests)."""
         self._run("pg_ctl", "restart", "-w", "-m", "fast", "-D", str(self.data), "-l",
                   str(self.logfile))
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data (``pg_ctl stop -m MODE``: ``smart``, ``fast``
+        or ``immediate``), so that :meth:`resume` starts it again on the same port."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}")
+        self._run("pg_ctl", "stop", "-w", "-t", str(START_TIMEOUT), "-m", mode,
+                  "-D", str(self.data))
+        self.running = False
+
+    def resume(self) -> None:
+        """Start a server stopped by :meth:`halt` again, on the same port and data."""
+        self._pg_ctl_start()
+        self.running = True
+
+    def _pg_ctl_start(self) -> None:
+        self._run("pg_ctl", "start", "-w", "-t", str(START_TIMEOUT), "-D", str(self.data),
+                  "-l", str(self.logfile), "-o", self._options)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
