@@ -64,14 +64,18 @@ class SpoolingHandler:
         self._max_line = max_line
 
     def stamp(self, peer_identity: str, raw: bytes) -> tuple:
-        """``(job id, record text)`` of one line, stamped; raises LBFormatError."""
-        text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+        """``(job id, record bytes)`` of one line, stamped; raises LBFormatError.
+        A record that names its user is kept byte for byte."""
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8", "surrogateescape")
+        else:
+            text, raw = raw, raw.encode("utf-8", "surrogateescape")
         ev = ulm.parse(text, max_length=self._max_line)
         if ev.user is None:
             ev.user = peer_identity
-            text = ulm.format(ev, newline=False)
+            raw = ulm.format(ev, newline=False).encode("utf-8", "surrogateescape")
         ev.validate()
-        return ev.job_id, text
+        return ev.job_id, raw
 
     def handle_batch(self, peer_identity, lines):
         """See :meth:`IBatchHandler.handle_batch`."""
@@ -79,11 +83,10 @@ class SpoolingHandler:
         entries, where = [], []
         for i, raw in enumerate(lines):
             try:
-                job_id, text = self.stamp(peer_identity, raw)
+                entries.append(self.stamp(peer_identity, raw))
             except LBFormatError as e:
                 results[i] = Result.invalid(str(e), e.code)
                 continue
-            entries.append((job_id, text.encode("utf-8", "surrogateescape")))
             where.append(i)
         invalid = len(lines) - len(entries)
         if invalid:
