@@ -83,7 +83,8 @@ def ca(tmp_path_factory) -> Path:
     proxy("alice", "alice-plain")
     proxy("alice", "alice-voms", *FQANS)
     proxy("alice", "alice-expired", *FQANS, extra=["--voms-hours", "-1"])
-    proxy("alice", "alice-rogue", *FQANS, voms_cert=d / "rogue-cert.pem", extra=["--voms-key", d / "rogue-key.pem"])
+    proxy("alice", "alice-rogue", *FQANS, voms_cert=d / "rogue-cert.pem",
+          extra=["--voms-key", d / "rogue-key.pem"])
     proxy("bob", "bob-atlas", "/atlas/prod/Role=production")
     proxy("bob", "bob-cms", "/cms/Role=admin")
     proxy("bob", "bob-plain")
@@ -113,7 +114,8 @@ async def identity_over_tls(ca: Path, proxy: str, vomsdir: bool = True):
 
 
 def ignored(logs, why: str):  # noqa: F811
-    return [e for e in logs.events if "ignored VOMS attributes" in e["log_format"] and why in e.get("why", "")]
+    return [e for e in logs.events
+            if "ignored VOMS attributes" in e["log_format"] and why in e.get("why", "")]
 
 
 # --- through real TLS connections, with proxies made by lbtx ca --------------------------------
@@ -398,3 +400,17 @@ async def test_acl_grants_through_fqans_over_tls(ca, tmp_path):
     finally:
         stop_daemon(server)
     assert readable == {"alice-plain": [atlas_job, cms_job], "bob-atlas": [atlas_job], "bob-cms": [cms_job]}
+
+
+def test_lbtls_vomsdir_keyword(ca, tmp_path):
+    """vomsdir= is read when the description is parsed: a directory without certificates fails then."""
+    from twisted.internet.endpoints import serverFromString
+
+    import test_gss_endpoints  # noqa: F401  (puts the repository's plugins on the plugin path)
+
+    host = ca / "hosts" / "localhost"
+    base = f"lbtls:0:interface=127.0.0.1:cert={host / 'hostcert.pem'}:key={host / 'hostkey.pem'}" \
+           f":cadir={ca / 'certificates'}"
+    assert serverFromString(reactor, f"{base}:vomsdir={ca / 'vomsdir'}") is not None
+    with pytest.raises(ValueError, match="no VOMS server certificate"):
+        serverFromString(reactor, f"{base}:vomsdir={tmp_path}")
