@@ -140,7 +140,13 @@ class Daemons:
             self.stop(name)
 
     def log_text(self, name: str) -> str:
-        return "".join(p.read_text(errors="replace") for p in self.logs[name] if p.exists())
+        """Every log of ``name``'s starts, rotated parts (``.log.2``, ``.log.1``) first."""
+        parts = []
+        for log in self.logs[name]:
+            rotated = sorted(log.parent.glob(log.name + ".*"),
+                             key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
+            parts += [p for p in rotated if p.suffix[1:].isdigit()] + [log]
+        return "".join(p.read_text(errors="replace") for p in parts if p.exists())
 
     @property
     def db_path(self) -> Path:
