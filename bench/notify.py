@@ -1,0 +1,243 @@
+"""Notification figures of a real ``twistd lb-server`` (issue 5).
+
+1. **Latency** from event arrival to callback receipt: one all-jobs registration
+   with a callback URL served by a twisted.web listener in this process; job
+   streams (the one-job WMS scenario P01, fresh ids) are logged over the box
+   protocol at a fixed rate (default 500 events/s, every event a state change, in
+   batches of 10 every 20 ms); each callback is matched to its event by job id and
+   sequence code, and the time from sending the batch to receiving the POST is
+   the latency (so it includes intake, the commit, matching and delivery).
+   Prints p50/p90/p99/max.
+2. **Intake throughput** with 0 and with N (default 10,000) active registrations
+   that do not match the logged jobs (pull registrations by other identities:
+   90% with job lists of other jobs, 10% for all jobs with their owner's
+   ``owner`` condition), each on a fresh server: events/s of pipelined batches
+   of 50 with 8 in flight. Registrations are written into the database before
+   the server starts. Prints both rates and their ratio (goal: >= 80%).
+
+SQLite by default; ``--dsn`` runs on a PostgreSQL database (emptied first).
+
+Usage: ``.venv/bin/python bench/notify.py [--rate 500] [--seconds 10]
+[--registrations 10000] [--events 6000] [--dsn DSN] [--skip-latency] [--skip-intake]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from twisted.internet import defer, reactor, task  # noqa: E402
+from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
+from twisted.web import resource, server as web_server  # noqa: E402
+
+from daemon_support import free_port, free_port_pair, start_daemon, stop_daemon  # noqa: E402
+from lbtx.jobid import JobId, NotifId  # noqa: E402
+from lbtx.protocols.box.client import connect_box  # noqa: E402
+from lbtx.query.conditions import Attr, Condition, Op  # noqa: E402
+from lbtx.server.notify.model import Flags, Registration  # noqa: E402
+from lbtx.server.store import open_store  # noqa: E402
+from notify_support import ALICE, Api, interleave, job_streams  # noqa: E402
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def start_server(workdir: Path, port: int, db: str | None):
+    args = ["--data-dir", str(workdir / "data"),
+            "--listen-store", f"tcp:{port + 1}:interface=127.0.0.1",
+            "--listen-query", f"tcp:{port}:interface=127.0.0.1",
+            "--server-name", f"127.0.0.1:{port}", "--peer-identity", ALICE]
+    if db:
+        args += ["--db", db]
+    return start_daemon("lb-server", args, workdir, port + 1, tag=f"server{port}")
+
+
+def db_url(workdir: Path, dsn: str | None) -> str:
+    return dsn or "sqlite:///" + str(workdir / "data" / "lbtx.sqlite")
+
+
+@defer.inlineCallbacks
+def empty_postgres(dsn):
+    store = open_store(dsn, reactor)
+    yield store.start()
+    pool = getattr(store, "_pool", None) or getattr(store, "pool", None)
+    if pool is not None and hasattr(pool, "runOperation"):
+        yield pool.runOperation("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    yield store.stop()
+
+
+# --- latency -----------------------------------------------------------------------------
+
+class _Sink(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, arrivals):
+        super().__init__()
+        self.arrivals = arrivals
+
+    def render_POST(self, request):
+        doc = json.loads(request.content.read())
+        event = doc.get("event") or {}
+        self.arrivals.append((time.monotonic(), doc["jobid"], event.get("seqcode")))
+        return b"ok"
+
+
+@defer.inlineCallbacks
+def latency(args, workdir: Path):
+    port = free_port_pair()
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    proc = start_server(workdir, port, args.dsn)
+    arrivals: list = []
+    listen = reactor.listenTCP(free_port(), web_server.Site(_Sink(arrivals)),
+                               interface="127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{listen.getHost().port}/cb"
+        status, doc = Api(port).call("POST", "/api/notifications", {"destination": url})
+        assert status == 200, doc
+        total = int(args.rate * args.seconds)
+        streams = job_streams(total // 15 + 1, f"127.0.0.1:{port}")
+        lines = interleave(streams)[:total]
+        keys = []
+        for ln in lines:
+            jid = ln.split('DG.JOBID="', 1)[1].split('"', 1)[0]
+            seq = ln.split('DG.SEQCODE="', 1)[1].split('"', 1)[0]
+            keys.append((jid, seq))
+        client = yield connect_box(TCP4ClientEndpoint(reactor, "127.0.0.1", port + 1),
+                                   clock=reactor)
+        sent_at: dict = {}
+        batch = 10
+        period = batch / args.rate
+        pending = []
+        start = time.monotonic()
+        for i in range(0, len(lines), batch):
+            due = start + (i // batch) * period
+            delay = due - time.monotonic()
+            if delay > 0:
+                yield task.deferLater(reactor, delay, lambda: None)
+            now = time.monotonic()
+            for k in keys[i:i + batch]:
+                sent_at[k] = now
+            chunk = [ln.encode() for ln in lines[i:i + batch]]
+            pending.append(client.send_batch(chunk))
+        yield defer.DeferredList(pending)
+        sending = time.monotonic() - start
+        deadline = time.monotonic() + 60
+        while len(arrivals) < len(lines) and time.monotonic() < deadline:
+            yield task.deferLater(reactor, 0.1, lambda: None)
+        client.transport.loseConnection()
+        lat = [(t - sent_at[(jid, seq)]) * 1000 for t, jid, seq in arrivals
+               if (jid, seq) in sent_at]
+        print(f"latency event -> callback at {args.rate}/s for {args.seconds} s "
+              f"({len(lines)} events sent in {sending:.1f} s, {len(arrivals)} callbacks, "
+              f"{args.dsn and 'PostgreSQL' or 'SQLite'}):")
+        print(f"  p50 {percentile(lat, 50):.1f} ms  p90 {percentile(lat, 90):.1f} ms  "
+              f"p99 {percentile(lat, 99):.1f} ms  max {max(lat):.1f} ms  "
+              f"mean {statistics.mean(lat):.1f} ms")
+    finally:
+        yield listen.stopListening()
+        stop_daemon(proc)
+
+
+# --- intake throughput ---------------------------------------------------------------------
+
+@defer.inlineCallbacks
+def preregister(url: str, count: int, server: str):
+    store = open_store(url, reactor)
+    yield store.start()
+    try:
+        for i in range(count):
+            owner = f"/DC=org/DC=example/CN=Other {i % 100}"
+            notif = str(NotifId.generate(server))
+            if i % 10 == 0:
+                conditions = ((Condition(Attr.OWNER, Op.EQUAL, owner),),)
+                jobs = ()
+            else:
+                conditions = ()
+                jobs = (str(JobId.generate(server)),)
+            yield store.register(Registration(notif_id=notif, owner=owner, destination=None,
+                                              expires=int(time.time()) + 86400,
+                                              conditions=conditions, job_ids=jobs,
+                                              flags=Flags.NONE))
+    finally:
+        yield store.stop()
+
+
+@defer.inlineCallbacks
+def intake(args, workdir: Path, registrations: int):
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "data").mkdir(exist_ok=True)
+    port = free_port_pair()
+    if args.dsn:
+        yield empty_postgres(args.dsn)
+    if registrations:
+        t0 = time.monotonic()
+        yield preregister(db_url(workdir, args.dsn), registrations, f"127.0.0.1:{port}")
+        print(f"  ({registrations} registrations written in {time.monotonic() - t0:.1f} s)")
+    proc = start_server(workdir, port, args.dsn)
+    try:
+        streams = job_streams(args.events // 15 + 1, f"127.0.0.1:{port}")
+        lines = [ln.encode() for ln in interleave(streams)[:args.events]]
+        client = yield connect_box(TCP4ClientEndpoint(reactor, "127.0.0.1", port + 1),
+                                   clock=reactor)
+        batches = [lines[i:i + 50] for i in range(0, len(lines), 50)]
+        start = time.monotonic()
+        in_flight: list = []
+        accepted = 0
+        for b in batches:
+            in_flight.append(client.send_batch(b))
+            if len(in_flight) >= 8:
+                accepted += sum(r.accepted for r in (yield in_flight.pop(0)))
+        for d in in_flight:
+            accepted += sum(r.accepted for r in (yield d))
+        elapsed = time.monotonic() - start
+        client.transport.loseConnection()
+        return accepted / elapsed, accepted
+    finally:
+        stop_daemon(proc)
+
+
+@defer.inlineCallbacks
+def main(args):
+    tmp = Path(tempfile.mkdtemp(prefix="lbtx-bench-notify-"))
+    if not args.skip_latency:
+        if args.dsn:
+            yield empty_postgres(args.dsn)
+        yield latency(args, tmp / "latency")
+    if not args.skip_intake:
+        print(f"intake of {args.events} events ({args.dsn and 'PostgreSQL' or 'SQLite'}):")
+        rate0, n0 = yield intake(args, tmp / "none", 0)
+        print(f"  0 registrations: {rate0:.0f} events/s ({n0} accepted)")
+        rate1, n1 = yield intake(args, tmp / "many", args.registrations)
+        print(f"  {args.registrations} registrations: {rate1:.0f} events/s ({n1} accepted)")
+        print(f"  ratio {100 * rate1 / rate0:.0f}% (goal >= 80%)")
+
+
+def cli():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=float, default=500.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--registrations", type=int, default=10000)
+    p.add_argument("--events", type=int, default=6000)
+    p.add_argument("--dsn", help="PostgreSQL DSN (postgresql://...; its schema is emptied)")
+    p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--skip-intake", action="store_true")
+    args = p.parse_args()
+    task.react(lambda _: main(args))
+
+
+if __name__ == "__main__":
+    cli()
