@@ -13,11 +13,17 @@ the spool has drained.
 
 from __future__ import annotations
 
+import errno
+
 from daemon_support import spool_empty, wait_until
 from delivery_fault_support import P01, QUICK_DELIVERY, Daemons, size_limited_tmpfs
 from fault_producer import wms_steps
 from lbtx.producer import Producer, UnavailableError
+from lbtx.logger import layout
+from lbtx.logger.errors import SpoolFullError
+from lbtx.logger.writer import Appended, SpoolWriter
 from lbtx.producer.context import default_user
+from spool_support import jobid, read_lines, record
 
 
 def test_logging_resumes_once_a_small_spool_has_drained(tmp_path):
@@ -56,3 +62,43 @@ def test_logging_resumes_once_a_small_spool_has_drained(tmp_path):
     # and from the fifth on none (logging refused for good: [1269, 604, 286, 143, 0 ...])
     assert min(counts) > counts[0] // 10
 
+
+
+def test_a_journal_append_refused_for_space_trims_the_journal(tmp_path):
+    """Without a tmpfs: the journal's flush fails with ENOSPC once; the writer starts
+    a new segment, checkpoints (removes) the old one and appends again: the batch
+    succeeds and the journal holds only its record."""
+    refuse = []
+
+    def sync(fds):
+        if refuse:
+            refuse.pop()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    flushed = []
+    writer = SpoolWriter(str(tmp_path / "spool"), sync=sync, flush=flushed.append)
+    writer.start()
+    try:
+        job = jobid(1)
+        stem = layout.spool_stem(job)
+        first = layout.format_line(1, record(job, 1))
+        outcomes, _, _ = writer.write_batch([(stem, first, 1)])
+        assert isinstance(outcomes[0], Appended)
+        refuse.append(True)
+        second = layout.format_line(2, record(job, 2))
+        outcomes, _, _ = writer.write_batch([(stem, second, 2)])
+        assert isinstance(outcomes[0], Appended)
+        journal = tmp_path / "spool" / "journal"
+        segments = sorted(journal.iterdir())
+        assert len(segments) == 1 and segments[0].read_bytes().endswith(second)
+        assert b"DG.LLLID=1 " not in segments[0].read_bytes()
+        assert flushed        # the job files were made durable before the old segment went
+        assert read_lines(tmp_path / "spool" / layout.event_file_name(job)) == [first, second]
+        refuse.append(True)   # an empty journal has nothing to give: the batch fails
+        writer._journal.open_new()
+        for old in segments:
+            old.unlink()
+        outcomes, _, _ = writer.write_batch([(stem, layout.format_line(3, record(job, 3)), 3)])
+        assert isinstance(outcomes[0], SpoolFullError)
+    finally:
+        writer.close(checkpoint=False)
