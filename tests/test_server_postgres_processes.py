@@ -22,7 +22,8 @@ batches (retrying a refused batch after a pause, as the interlogger does) while
 PostgreSQL is stopped (``pg_ctl stop -m fast``, and ``-m immediate``) and started
 again. While it is down every batch is refused with a retryable error, never
 acknowledged; lb-server reconnects by itself (same process), intake resumes, its
-log says the connection was lost and re-established, and afterwards every
+log says the connection was lost and re-established (with no unhandled
+tracebacks from the database driver), and afterwards every
 acknowledged event is stored (re-sending all events answers ``duplicate`` for
 each) and the statuses equal ``lbtx replay``.
 """
@@ -347,6 +348,7 @@ async def test_postgres_restart_under_a_running_server(tmp_path, private_cluster
         assert server.proc.poll() is None  # the same process all along
         log = server.log_text()
         assert "database connection lost" in log and "re-established" in log
+        assert "Unhandled Error" not in log
 
         # every acknowledged event is stored: sending everything again gives duplicates
         client = await connect_box(TCP4ClientEndpoint(reactor, "127.0.0.1", server.store_port),

@@ -6,6 +6,14 @@ connections) whose reconnection runs on the store's clock with a capped backoff
 and stops when the pool is closed. While a connection is down, work given to it
 fails at once with :class:`~lbtx.server.store.interfaces.StoreUnavailableError`;
 the pool prefers connections that are up.
+
+Every connection attempt (at start and when reconnecting) has a deadline
+(libpq ignores ``connect_timeout`` for asynchronous connections): a server that
+accepts the TCP connection and then says nothing cannot hang the store. A
+connection that the server closes while idle (a restart, an administrator's
+``pg_terminate_backend``) is noticed at once and reconnected, without the
+reactor's "Unhandled Error" tracebacks; a transaction whose connection is gone
+is not rolled back on it (the server already did).
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from typing import Any, Callable, Iterator
 import psycopg2
 from psycopg2 import extensions
 from twisted.internet import error as net_error
-from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import (Deferred, TimeoutError, fail, gatherResults, inlineCallbacks,
+                                    maybeDeferred)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres import reconnection, txpostgres
@@ -23,11 +32,14 @@ from txpostgres import reconnection, txpostgres
 from lbtx.server.store.interfaces import StoreUnavailableError
 from lbtx.server.store.sql import Work
 
-__all__ = ["ConnectionPool", "ReconnectingDetector", "drive", "is_dead", "unavailable"]
+__all__ = ["ConnectionPool", "PoolConnection", "ReconnectingDetector", "DatabaseConnectionLost",
+           "connect", "drive", "is_dead", "reason", "unavailable", "CONNECT_TIMEOUT"]
 
 #: reconnection delays in seconds: at once, then growing to the cap
 FIRST_RETRY = 0.2
 MAX_RETRY = 5.0
+#: seconds one connection attempt may take
+CONNECT_TIMEOUT = 10.0
 
 
 def is_dead(f: Failure) -> bool:
@@ -40,11 +52,83 @@ def is_dead(f: Failure) -> bool:
     return bool(f.check(psycopg2.OperationalError))
 
 
+def reason(f: Failure) -> str:
+    """What went wrong, in one short line (psycopg2's messages run over several,
+    txpostgres's RollbackFailed carries the failure that caused it)."""
+    if f.check(txpostgres.RollbackFailed):
+        f = f.value.originalFailure
+    if f.check(reconnection.ConnectionDead):
+        return "the database is unreachable; reconnecting"
+    for line in f.getErrorMessage().splitlines():
+        line = line.strip()
+        if line:
+            return line[:200]
+    return f.type.__name__ if f.type else "connection lost"
+
+
 def unavailable(f: Failure) -> Failure:
     """Turn a dead-connection failure into :class:`StoreUnavailableError`."""
     if f.check(StoreUnavailableError) or not is_dead(f):
         return f
-    return Failure(StoreUnavailableError(f"database connection lost: {f.getErrorMessage()}"))
+    return Failure(StoreUnavailableError(f"database connection lost: {reason(f)}"))
+
+
+class DatabaseConnectionLost(net_error.ConnectionLost):
+    """The server closed a connection that had no work running (its message)."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else "the database closed the connection"
+
+
+class PoolConnection(txpostgres.Connection):
+    """A txpostgres connection that reports a connection closed by the server
+    while idle as lost (to its detector) instead of raising into the reactor, and
+    does not try to roll back on a connection that is gone."""
+
+    def doRead(self):
+        try:
+            return super().doRead()
+        except psycopg2.Error as e:
+            return DatabaseConnectionLost(reason(Failure(e)))
+
+    def doWrite(self):
+        try:
+            return super().doWrite()
+        except psycopg2.Error as e:
+            return DatabaseConnectionLost(reason(Failure(e)))
+
+    def _runInteraction(self, interaction, *args, **kwargs):
+        cursor = self.cursor()
+        d = cursor.execute("begin")
+        d.addCallback(interaction, *args, **kwargs)
+        d.addCallback(lambda value: cursor.execute("commit").addCallback(lambda _: value))
+        d.addErrback(self._roll_back, cursor)
+        return d
+
+    def _roll_back(self, f: Failure, cursor) -> Deferred:
+        if self.pollable() is None or self.pollable().closed:
+            return fail(f)  # the server rolled back when the connection went
+        d = maybeDeferred(cursor.execute, "rollback")
+        d.addCallbacks(lambda _: f, lambda _: Failure(txpostgres.RollbackFailed(self, f)))
+        return d
+
+
+def connect(conn: PoolConnection, dsn: str, clock, timeout: float = CONNECT_TIMEOUT
+            ) -> Deferred:
+    """``conn.connect(dsn)`` that gives up after ``timeout`` seconds: it closes the
+    half-open connection and fails with ``defer.TimeoutError``."""
+    d = conn.connect(dsn)
+    if d.called:
+        return d
+    timer = clock.callLater(timeout, _close_quietly, conn)
+
+    def done(value):
+        if timer.active():
+            timer.cancel()
+        elif isinstance(value, Failure):
+            return Failure(TimeoutError(f"no answer from the database within {timeout:g} s"))
+        return value
+    return d.addBoth(done)
 
 
 def _delays() -> Iterator[float]:
@@ -61,9 +145,10 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
 
     log = Logger()
 
-    def __init__(self, clock, name: str):
+    def __init__(self, clock, name: str, *, connect_timeout: float = CONNECT_TIMEOUT):
         super().__init__(deathChecker=is_dead, reactor=clock)
         self._name = name
+        self._connect_timeout = connect_timeout
         self._stopped = False
         self._delayed = None
         self._delay_iter: Iterator[float] = _delays()
@@ -72,7 +157,7 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
         if self._stopped:
             return  # closed on purpose
         self.log.warn("{name}: database connection lost ({error}); reconnecting",
-                      name=self._name, error=f.getErrorMessage())
+                      name=self._name, error=reason(f))
         self._delay_iter = _delays()
         self._schedule()
 
@@ -88,6 +173,12 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
         d = maybeDeferred(self.reconnect)
         d.addCallbacks(self._recovered, self._failed)
 
+    def reconnect(self) -> Deferred:
+        """One attempt, within the connect deadline."""
+        _close_quietly(self.reconnectable)
+        return connect(self.reconnectable, *self._connargs, clock=self.reactor,
+                       timeout=self._connect_timeout)
+
     def _recovered(self, _) -> None:
         if self._stopped:
             return
@@ -96,7 +187,7 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
 
     def _failed(self, f: Failure) -> None:
         self.log.debug("{name}: reconnection failed: {error}", name=self._name,
-                       error=f.getErrorMessage())
+                       error=reason(f))
         self._schedule()
 
     def stop(self) -> None:
@@ -122,17 +213,21 @@ def drive(cursor, work: Work):
 
 
 class ConnectionPool:
-    """``size`` txpostgres connections to ``dsn``; each piece of work runs alone on one."""
+    """``size`` txpostgres connections to ``dsn``; each piece of work runs alone on one.
+    Each connection attempt gives up after ``connect_timeout`` seconds."""
 
     log = Logger()
 
-    def __init__(self, reactor, dsn: str, size: int, *, clock=None, name: str = "postgres"):
+    def __init__(self, reactor, dsn: str, size: int, *, clock=None, name: str = "postgres",
+                 connect_timeout: float = CONNECT_TIMEOUT):
         self._reactor = reactor
         self._dsn = dsn
         self._clock = clock or reactor
-        self._detectors = [ReconnectingDetector(self._clock, f"{name}[{i}]") for i in range(size)]
-        self._conns = [txpostgres.Connection(reactor=reactor, detector=det)
-                       for det in self._detectors]
+        self._connect_timeout = connect_timeout
+        self._detectors = [ReconnectingDetector(self._clock, f"{name}[{i}]",
+                                                connect_timeout=connect_timeout)
+                           for i in range(size)]
+        self._conns = [PoolConnection(reactor=reactor, detector=det) for det in self._detectors]
         self._idle: list = []
         self._waiting: list[Deferred] = []
         self._busy = 0
@@ -140,7 +235,8 @@ class ConnectionPool:
         self.running = False
 
     def start(self) -> Deferred:
-        d = gatherResults([c.connect(self._dsn) for c in self._conns], consumeErrors=True)
+        d = gatherResults([connect(c, self._dsn, self._clock, self._connect_timeout)
+                           for c in self._conns], consumeErrors=True)
 
         def connected(_):
             self._idle = list(self._conns)
@@ -151,7 +247,7 @@ class ConnectionPool:
                 _close_quietly(c)
             f = f.value.subFailure if hasattr(f.value, "subFailure") else f
             return Failure(StoreUnavailableError(f"cannot connect to the database: "
-                                                 f"{f.getErrorMessage()}"))
+                                                 f"{reason(f)}"))
         return d.addCallbacks(connected, failed)
 
     def _take(self):

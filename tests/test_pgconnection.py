@@ -1,0 +1,121 @@
+"""The PostgreSQL connection pool of the store (lbtx/server/store/pgconnection.py)
+against a real server: connection deadlines, connections the server closes while
+idle, and the failures work meets meanwhile."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import psycopg2
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
+from txpostgres import reconnection, txpostgres
+
+from lbtx.server.store.interfaces import StoreUnavailableError
+from lbtx.server.store.pgconnection import ConnectionPool, is_dead, reason, unavailable
+from lbtx.server.store.sql import POSTGRES
+
+
+def _select_one():
+    rows = yield POSTGRES.select("SELECT 1", ())
+    return rows[0][0]
+
+
+class _Logged:
+    """Log events published while it is in use."""
+
+    def __enter__(self):
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        return self
+
+    def __exit__(self, *exc):
+        globalLogPublisher.removeObserver(self.events.append)
+
+    def failures(self) -> list:
+        return [e for e in self.events if e.get("log_failure") is not None or e.get("isError")]
+
+    def formatted(self) -> str:
+        from twisted.logger import formatEvent
+        return "\n".join(formatEvent(e) for e in self.events)
+
+
+async def _until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the condition did not happen in time"
+        await task.deferLater(reactor, 0.05, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_silent_server_fails_the_start_at_the_deadline():
+    """A server that accepts TCP connections and never answers (libpq ignores
+    connect_timeout for asynchronous connections) fails the start with
+    StoreUnavailableError once the connect deadline has passed; nothing hangs."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        pool = ConnectionPool(reactor, f"host=127.0.0.1 port={port} dbname=none user=none", 2,
+                              connect_timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as e:
+            await pool.start()
+        assert "no answer from the database within 0.5 s" in str(e.value)
+        assert time.monotonic() - started < 10
+    assert not reactor.getDelayedCalls() or all(
+        "_close_quietly" not in repr(c.func) for c in reactor.getDelayedCalls())
+
+
+@pytest_twisted.ensureDeferred
+async def test_connections_closed_by_the_server_while_idle_come_back(pg_dsn):
+    """pg_terminate_backend of every idle pool connection: the pool notices it at
+    once (logging the loss as a warning, with no traceback), reconnects by itself,
+    and work runs again; work given to a connection while it is down fails with a
+    short StoreUnavailableError."""
+    pool = ConnectionPool(reactor, pg_dsn, 2)
+    await pool.start()
+    try:
+        assert await pool.run(_select_one) == 1
+        with _Logged() as logged:
+            admin = psycopg2.connect(pg_dsn)
+            try:
+                admin.autocommit = True
+                with admin.cursor() as cur:
+                    cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                    assert cur.rowcount == 2
+            finally:
+                admin.close()
+            await _until(lambda: "re-established" in logged.formatted()
+                         and logged.formatted().count("re-established") >= 2)
+        text = logged.formatted()
+        assert text.count("database connection lost") == 2, text
+        lost = [ln for ln in text.splitlines() if "database connection lost" in ln]
+        assert len(lost) == 2 and all("(" in ln and "()" not in ln for ln in lost), text
+        assert logged.failures() == [], text
+        assert await pool.run(_select_one) == 1
+    finally:
+        await pool.stop()
+
+
+def test_failure_reasons_are_one_short_line():
+    """What the store reports for a lost connection: one line, the cause first, also
+    when txpostgres wraps it in RollbackFailed or reports ConnectionDead."""
+    lost = Failure(psycopg2.OperationalError(
+        "server closed the connection unexpectedly\n\tThis probably means the server "
+        "terminated abnormally\n"))
+    assert reason(lost) == "server closed the connection unexpectedly"
+    wrapped = Failure(txpostgres.RollbackFailed(None, lost))
+    assert reason(wrapped) == "server closed the connection unexpectedly"
+    assert is_dead(wrapped)
+    dead = unavailable(Failure(reconnection.ConnectionDead()))
+    assert dead.check(StoreUnavailableError)
+    assert str(dead.value) == ("database connection lost: the database is unreachable; "
+                               "reconnecting")
+    statement = Failure(psycopg2.errors.UniqueViolation("duplicate key"))
+    assert unavailable(statement) is statement  # a failed statement is not a lost connection
