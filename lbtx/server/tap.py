@@ -25,9 +25,10 @@ from lbtx.server.anonymize import Anonymizer
 from lbtx.server.authz import ReadPolicy
 from lbtx.server.notify.api import NotificationApi
 from lbtx.server.notify.delivery import Backoff
+from lbtx.server.notify.locks import locks_for
 from lbtx.server.notify.registry import Registry, Validity
 from lbtx.server.notify.service import NotificationService, WakingStore
-from lbtx.server.intake import IntakeHandler
+from lbtx.server.intake import DEFAULT_MAX_MERGED_EVENTS, IntakeHandler
 from lbtx.server.options import DEFAULT_QUERY_ENDPOINT, ServerOptions
 from lbtx.server.peers import store_identify
 from lbtx.server.queries import StoreQueryBackend
@@ -58,7 +59,8 @@ def makeService(options, reactor=None) -> MultiService:
     limits = ServerLimits(max_frame=options["max-frame"],
                           max_connections=options["max-connections"],
                           idle_timeout=options["idle-timeout"],
-                          request_timeout=options["request-timeout"])
+                          request_timeout=options["request-timeout"],
+                          max_merged_events=DEFAULT_MAX_MERGED_EVENTS)
     policy = ReadPolicy(superusers=options["superuser"], noauth=bool(options["noauth"]),
                         policy=options["policy"])
     store.read_policy = policy
@@ -118,7 +120,7 @@ def _salt(options) -> bytes:
 
 def _notifications(options, store, reactor, policy: ReadPolicy) -> NotificationService:
     """Callback delivery, pull receive and the registry (docs/notifications.md)."""
-    service = NotificationService(store, reactor,
+    service = NotificationService(store, reactor, locks=locks_for(options["db"], reactor),
                                   backoff=Backoff(maximum=options["notif-retry-max"]))
     service.registry = Registry(
         store, policy=policy, clock=reactor, on_change=service.wake,

@@ -19,9 +19,9 @@ with the headers ``X-LB-Notification`` (the notification id) and
   :meth:`wake` (after intake commits, after New/Bind/Refresh), coalesced.
 
 Legacy ``host:port`` destinations and pull registrations (no destination) are left
-alone. Several server processes on one database may deliver the same registration
-at once unless the store offers ``delivery_lock`` (see docs/notifications.md);
-receivers drop duplicates by seq either way.
+alone. With several server processes on one PostgreSQL database, a registration is
+delivered by the process that holds its advisory lock (:mod:`.locks`); receivers
+drop duplicates by seq anyway.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.logger import Logger
+
+from lbtx.server.notify.locks import NoLocks
 
 __all__ = ["CallbackDelivery", "Backoff", "is_callback_url", "HEADER_ID", "HEADER_SEQ"]
 
@@ -89,7 +91,8 @@ class CallbackDelivery:
 
     def __init__(self, store, http, clock, *, request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
                  batch: int = DEFAULT_BATCH, scan_limit: int = DEFAULT_SCAN_LIMIT,
-                 backoff: Backoff = Backoff(), rng: random.Random | None = None):
+                 backoff: Backoff = Backoff(), rng: random.Random | None = None,
+                 locks=None):
         self.store = store
         self.http = http
         self.clock = clock
@@ -98,6 +101,7 @@ class CallbackDelivery:
         self.scan_limit = scan_limit
         self.backoff = backoff
         self.rng = rng or random.Random()
+        self.locks = locks if locks is not None else NoLocks()
         self._active: dict[str, Deferred] = {}   # notif id -> its delivery loop
         self._again: set[str] = set()            # woken while its loop was running
         self._destinations: dict[str, _Destination] = {}
@@ -178,7 +182,7 @@ class CallbackDelivery:
         return state is not None and state.until > now
 
     def _start(self, notif_id: str) -> None:
-        d = self._loop(notif_id)
+        d = self._locked_loop(notif_id)
         self._active[notif_id] = d
 
         def ended(result):
@@ -191,6 +195,17 @@ class CallbackDelivery:
         d.addBoth(ended)
 
     # --- one registration -----------------------------------------------------------
+    @inlineCallbacks
+    def _locked_loop(self, notif_id: str):
+        """The loop, while this process holds the registration's delivery lock."""
+        got = yield self.locks.acquire(notif_id)
+        if not got:
+            return  # another server process delivers it
+        try:
+            yield self._loop(notif_id)
+        finally:
+            yield self.locks.release(notif_id)
+
     @inlineCallbacks
     def _loop(self, notif_id: str):
         sent = 0          # highest seq answered 2xx in this loop

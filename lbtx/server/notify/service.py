@@ -67,6 +67,7 @@ class NotificationService(MultiService):
     def stopService(self):
         d = super().stopService()
         d.addBoth(lambda _: self.delivery.stop())
+        d.addBoth(lambda _: self.delivery.locks.close())
         self.receiver.stop()
         if self._pool is not None:
             d.addBoth(lambda _: self._pool.closeCachedConnections())
