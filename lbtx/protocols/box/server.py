@@ -12,6 +12,15 @@ one at a time, and every answer is written in request order. Deadlines:
 * request: the handler gets this long per batch, then the peer gets a
   retryable ``timeout`` error;
 * close: after the last answer, a peer that does not take it is aborted.
+
+With ``ServerLimits.max_merged_events`` set (the server's store port), requests
+that are already queued behind each other (a pipelining client) go to the
+handler as one call, their lines in request order, up to that many events and
+``max_merged_bytes`` bytes; every request is then answered from its own share
+of the results, in order, once the whole call is done. When such a merged call
+fails (other than by the request deadline), its requests are handed over again
+one by one, so that one bad request fails alone. Off (0) by default: one call
+per request.
 """
 
 from __future__ import annotations
@@ -61,6 +70,8 @@ class ServerLimits:
     idle_timeout: float = 60 * SECONDS          #: nothing outstanding, nothing received
     request_timeout: float = 120 * SECONDS      #: one handler call
     close_timeout: float = 10 * SECONDS         #: our last bytes → abort
+    max_merged_events: int = 0                  #: queued requests merged up to this (0: off)
+    max_merged_bytes: int = DEFAULT_MAX_FRAME   #: ... and up to this many bytes of lines
 
 
 def anonymous_identity(transport: ITransport) -> str:
@@ -103,7 +114,8 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
         self.peer_identity = ""
         self._sniffed = bytearray()
         self._queue: deque = deque()
-        self._handling: Handle | None = None
+        self._handling: list[Handle] | None = None
+        self._alone: set[int] = set()  # request ids to hand over unmerged
         self._pumping = False
         self._idle_armed = False
         self._paused = False
@@ -152,7 +164,7 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
         if unfinished is not None:
             self.log.info("connection from {peer} ended inside a frame: {reason}",
                           peer=self._peer, reason=unfinished)
-        dropped = sum(isinstance(a, Handle) for a in self._queue) + (self._handling is not None)
+        dropped = sum(isinstance(a, Handle) for a in self._queue) + len(self._handling or ())
         if dropped:
             self.log.info("connection from {peer} lost with {count} requests unanswered",
                           peer=self._peer, count=dropped)
@@ -176,7 +188,7 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
                 if isinstance(action, Send):
                     self.transport.write(action.data)
                 elif isinstance(action, Handle):
-                    self._start(action)
+                    self._start(self._merge(action))
                 elif isinstance(action, Ready):
                     self._ready(action)
                 elif isinstance(action, Close):
@@ -194,45 +206,86 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
         self.log.debug("{framing} connection from {peer} as {identity}", framing=action.framing,
                        peer=self._peer, identity=self.peer_identity)
 
-    def _start(self, action: Handle) -> None:
-        self._handling = action
-        d = defer.maybeDeferred(self._handler.handle_batch, self.peer_identity, list(action.lines))
-        d.addTimeout(self._limits.request_timeout, self._clock)
-        d.addCallbacks(self._handled, self._failed, callbackArgs=(action,),
-                       errbackArgs=(action,))
-        d.addErrback(self._unanswerable, action)
+    def _merge(self, first: Handle) -> list[Handle]:
+        """``first`` and the requests queued right behind it that may share its call."""
+        group = [first]
+        limit = self._limits.max_merged_events
+        if not limit or first.request_id in self._alone:
+            self._alone.discard(first.request_id)
+            return group
+        count = len(first.lines)
+        size = sum(len(line) for line in first.lines)
+        while self._queue and isinstance(self._queue[0], Handle):
+            nxt = self._queue[0]
+            more = sum(len(line) for line in nxt.lines)
+            if (nxt.request_id in self._alone or count + len(nxt.lines) > limit
+                    or size + more > self._limits.max_merged_bytes):
+                break
+            group.append(self._queue.popleft())
+            count += len(nxt.lines)
+            size += more
+        return group
 
-    def _unanswerable(self, failure: Failure, action: Handle) -> None:
+    def _start(self, group: list[Handle]) -> None:
+        self._handling = group
+        lines = [line for action in group for line in action.lines]
+        d = defer.maybeDeferred(self._handler.handle_batch, self.peer_identity, lines)
+        d.addTimeout(self._limits.request_timeout, self._clock)
+        d.addCallbacks(self._handled, self._failed, callbackArgs=(group, lines),
+                       errbackArgs=(group,))
+        d.addErrback(self._unanswerable, group)
+
+    def _unanswerable(self, failure: Failure, group: list[Handle]) -> None:
         """Answering failed (a bug, or an ack too large to encode): the answers can no
         longer be kept in order, so the connection goes."""
         self.log.failure("answering request {request_id} from {peer}", failure,
-                         request_id=action.request_id, peer=self._peer)
+                         request_id=group[0].request_id, peer=self._peer)
         self._handling = None
         if not self._lost:
             self._close(b"")
 
-    def _handled(self, results, action: Handle) -> None:
-        if not _results_match(results, action.lines):
+    def _handled(self, results, group: list[Handle], lines: list) -> None:
+        if not _results_match(results, lines):
             self.log.error("batch handler returned {results!r} for {count} events",
-                           results=results, count=len(action.lines))
-            return self._finish(self.session.fail(action.request_id, ErrorCode.INTERNAL,
-                                                  "the server failed to process the batch"))
-        self._finish(self.session.ack(action.request_id, list(results)))
+                           results=results, count=len(lines))
+            return self._finish(b"".join(
+                self.session.fail(action.request_id, ErrorCode.INTERNAL,
+                                  "the server failed to process the batch") for action in group))
+        results = list(results)
+        answers, start = [], 0
+        for action in group:
+            end = start + len(action.lines)
+            answers.append(self.session.ack(action.request_id, results[start:end]))
+            start = end
+        self._finish(b"".join(answers))
 
-    def _failed(self, failure: Failure, action: Handle) -> None:
-        if failure.check(defer.TimeoutError):
-            self.log.warn("request {request_id} from {peer} timed out after {timeout} s",
-                          request_id=action.request_id, peer=self._peer,
-                          timeout=self._limits.request_timeout)
-            data = self.session.fail(action.request_id, ErrorCode.TIMEOUT,
-                                     "the server gave up on the request; retry later")
-        else:
-            self.log.failure("batch handler failed for request {request_id} from {peer}",
-                             failure, request_id=action.request_id, peer=self._peer)
-            data = self.session.fail(action.request_id, ErrorCode.INTERNAL,
-                                     "the server failed to process the batch; retry later",
-                                     getattr(failure.value, "errno", None))
-        self._finish(data)
+    def _failed(self, failure: Failure, group: list[Handle]) -> None:
+        if len(group) > 1 and not failure.check(defer.TimeoutError):
+            self.log.info("a merged call of {count} requests from {peer} failed ({error}); "
+                          "handing them over one by one", count=len(group), peer=self._peer,
+                          error=failure.getErrorMessage())
+            self._alone.update(action.request_id for action in group)
+            self._queue.extendleft(reversed(group))
+            self._handling = None
+            if not self._lost:
+                self._pump()
+            return
+        answers = []
+        for action in group:
+            if failure.check(defer.TimeoutError):
+                self.log.warn("request {request_id} from {peer} timed out after {timeout} s",
+                              request_id=action.request_id, peer=self._peer,
+                              timeout=self._limits.request_timeout)
+                answers.append(self.session.fail(action.request_id, ErrorCode.TIMEOUT,
+                                                 "the server gave up on the request; retry later"))
+            else:
+                self.log.failure("batch handler failed for request {request_id} from {peer}",
+                                 failure, request_id=action.request_id, peer=self._peer)
+                answers.append(self.session.fail(
+                    action.request_id, ErrorCode.INTERNAL,
+                    "the server failed to process the batch; retry later",
+                    getattr(failure.value, "errno", None)))
+        self._finish(b"".join(answers))
 
     def _finish(self, data: bytes) -> None:
         self._handling = None
@@ -246,7 +299,7 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
     def _update_flow(self) -> None:
         if self._closing:
             return
-        pending = sum(isinstance(a, Handle) for a in self._queue) + (self._handling is not None)
+        pending = sum(isinstance(a, Handle) for a in self._queue) + len(self._handling or ())
         if pending >= self._limits.max_pending and not self._paused:
             self._paused = True
             self.transport.pauseProducing()
