@@ -316,6 +316,61 @@ def _pct(lat: list[float], q: float) -> float:
     return lat[min(len(lat) - 1, int(len(lat) * q))]
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` used so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(name))
+            except OSError:
+                continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds of the lb-server process and of the private PostgreSQL cluster
+    (its postmaster and every backend), between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, server_pid: int, postmaster_pid: int | None):
+        self.server_pid = server_pid
+        self.postmaster_pid = postmaster_pid
+
+    def _pg(self) -> dict[int, float]:
+        if self.postmaster_pid is None:
+            return {}
+        pids = [self.postmaster_pid] + _children(self.postmaster_pid)
+        return {p: _proc_cpu(p) for p in pids}
+
+    def start(self) -> None:
+        self._server0 = _proc_cpu(self.server_pid)
+        self._pg0 = self._pg()
+
+    def stop(self) -> str:
+        server = _proc_cpu(self.server_pid) - self._server0
+        text = f"lb-server CPU {server:.1f} s"
+        if self.postmaster_pid is not None:
+            pg = sum(cpu - self._pg0.get(pid, 0.0) for pid, cpu in self._pg().items())
+            text += f", PostgreSQL CPU {pg:.1f} s"
+        return text
+
+
+def _load() -> str:
+    """The machine's load averages (other work on it shows in the figures)."""
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def say(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -350,6 +405,15 @@ class Databases:
         name = dict(p.split("=", 1) for p in dsn.split())["dbname"]
         return f"postgresql://postgres@127.0.0.1:{self.cluster.port}/{name}"
 
+    def postmaster(self, store: str) -> int | None:
+        """The pid of the private cluster's postmaster, when ``store`` runs on it."""
+        if store != "postgres" or self.cluster is None or self.args.dsn:
+            return None
+        try:
+            return int((self.cluster.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def close(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()
@@ -369,16 +433,19 @@ async def bench_store(store: str, args, mix, dbs: Databases, tmp: Path) -> None:
         server = ServerProcess(db, tmp, f"{store}-{nconn}", args.profile)
         try:
             parts = [batches(ln, args.batch) for _, ln in streams(events, lines, nconn)]
+            meter = CpuMeter(server.proc.pid, dbs.postmaster(store))
+            meter.start()
             wall, counts = await intake(server.store_port, parts, args.window)
+            cpu = meter.stop()
             results = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
             say(f"{store:8s} intake, {len(parts)} connection(s): {len(lines) / wall:8.0f} events/s "
-                f"({len(lines)} events in {wall:.2f} s; {results})")
+                f"({len(lines)} events in {wall:.2f} s; {cpu}; {results}; load {_load()})")
         except BaseException:
             say(server.log_tail())
             server.stop()
             raise
     try:
-        await after_intake(store, args, server, mix_jobs, template)
+        await after_intake(store, args, server, mix_jobs, template, dbs.postmaster(store))
     except BaseException:
         say(server.log_tail())
         raise
@@ -386,17 +453,21 @@ async def bench_store(store: str, args, mix, dbs: Databases, tmp: Path) -> None:
         server.stop()
 
 
-async def after_intake(store, args, server, mix_jobs, template) -> None:
+async def after_intake(store, args, server, mix_jobs, template, postmaster) -> None:
     """Fill up to ``--jobs`` jobs, then time status and user-jobs queries."""
     fill = max(args.jobs - len(mix_jobs), args.user_jobs)
     reg_lines, fill_jobs = registrations(template, fill, args.user_jobs)
     per = -(-len(reg_lines) // args.fill_connections)
     parts = [batches(reg_lines[i:i + per], args.batch) for i in range(0, len(reg_lines), per)]
+    meter = CpuMeter(server.proc.pid, postmaster)
+    meter.start()
     wall, counts = await intake(server.store_port, parts, args.window)
+    cpu = meter.stop()
     results = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
     total = len(mix_jobs) + len(fill_jobs)
     say(f"{store:8s} fill: {len(reg_lines)} registrations over {len(parts)} connections, "
-        f"{len(reg_lines) / wall:.0f}/s ({wall:.1f} s; {results}); {total} jobs stored")
+        f"{len(reg_lines) / wall:.0f}/s ({wall:.1f} s; {cpu}; {results}); "
+        f"{total} jobs stored; load {_load()}")
     rng = random.Random(7)
     for label, pool in (("mix jobs", mix_jobs), ("registered-only jobs", fill_jobs)):
         sample = rng.sample(pool, min(args.status_samples, len(pool)))
@@ -432,7 +503,10 @@ async def main(args) -> None:
             await bench_store(store, args, (events, lines, template), dbs, tmp)
     finally:
         dbs.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.environ.get("LBTX_BENCH_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            say(f"kept {tmp}")
 
 
 def parse_args(argv=None):
