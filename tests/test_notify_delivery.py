@@ -102,7 +102,8 @@ async def test_in_order_one_in_flight_acknowledged_after_2xx(store):
         assert http.seq(i) == i + 1 and call["url"] == URL and call["timeout"] == 7
         assert call["headers"][HEADER_ID.encode()] == [NOTIF.encode()]
         remaining = await store.messages(NOTIF, after_seq=0, limit=100)
-        assert remaining[0].seq == i + 1          # not acknowledged before the answer
+        # not acknowledged before its answer (earlier ones may still be, coalesced)
+        assert i + 1 in [m.seq for m in remaining]
         http.answer(i, 200 if i % 2 else 204)
     await until(lambda: not delivery._active)
     assert await store.messages(NOTIF, after_seq=0, limit=100) == []
