@@ -228,3 +228,38 @@ def test_lbtx_watch_follows_to_a_terminal_state(server):
     states = [ln.split("\t")[1] for ln in out.splitlines()]
     assert states[-1] == "Done" and "Running" in states and "Cleared" not in states
     assert all(ln.startswith(job + "\t") for ln in out.splitlines())
+
+
+def test_callback_listener_refuses_bad_posts():
+    """receive -a's listener: no length, oversized, malformed or non-object JSON bodies
+    get 4xx and queue nothing; a good one gets 200 and is queued."""
+    import http.client
+    from lbtx.cli.notify_receive import MAX_BODY, CallbackServer
+    port = free_port()
+    server = CallbackServer(f"http://127.0.0.1:{port}/cb")
+    try:
+        def post(body, headers=None):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.putrequest("POST", "/cb")
+                for k, v in (headers or {"Content-Length": str(len(body))}).items():
+                    conn.putheader(k, v)
+                conn.endheaders()
+                if body:
+                    conn.send(body)
+                return conn.getresponse().status
+            finally:
+                conn.close()
+        assert post(b"", {}) == 400
+        assert post(b"", {"Content-Length": "x"}) == 400
+        assert post(b"", {"Content-Length": str(MAX_BODY + 1)}) == 413
+        assert post(b"{not json") == 400
+        assert post(b"\xff\xfe") == 400
+        assert post(b"[1, 2]") == 400
+        assert server.inbox.empty()
+        assert post(b'{"seq": 1}') == 200
+        assert server.inbox.get(timeout=5) == {"seq": 1}
+    finally:
+        server.close()
+    with pytest.raises(Exception):
+        CallbackServer("https://127.0.0.1:1/x")
