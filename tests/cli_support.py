@@ -177,9 +177,10 @@ def _wait_unix(proc, path: str, log: Path) -> None:
 
 
 def command_env(server: LBServer | None = None, **extra: str) -> dict[str, str]:
-    """A clean environment for the commands (no inherited GLITE_*/EDG_* settings)."""
+    """A clean environment for the commands (no inherited GLITE_*/EDG_* settings, and
+    no X509_*/LBTX_TLS ones, which would make them speak TLS)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GLITE_", "EDG_WL_"))}
+           if not k.startswith(("GLITE_", "EDG_WL_", "X509_", "LBTX_TLS"))}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", TZ="UTC",
                GLITE_WMS_QUERY_TIMEOUT="10", GLITE_WMS_LOG_SYNC_TIMEOUT="10")
     if server is not None:

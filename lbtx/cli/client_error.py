@@ -57,4 +57,6 @@ def from_os_error(e: OSError, what: str) -> ClientError:
         return ClientError(errno.EHOSTUNREACH, f"{what}: {e.strerror}")
     if not isinstance(getattr(e, "errno", None), int) or e.errno <= 0:
         return ClientError(errno.ECONNABORTED, f"{what}: {e}")
+    if e.strerror and e.strerror != os.strerror(e.errno):
+        return ClientError(e.errno, f"{what}: {e.strerror}")  # a reason of our own (TLS)
     return ClientError(e.errno, what)

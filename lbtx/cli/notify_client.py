@@ -1,7 +1,7 @@
 """A small blocking client of the notification endpoints of the JSON API.
 
 ``glite-lb-notify`` and ``lbtx watch`` talk to ``/api/notifications`` on the
-server's query port (docs/notifications.md) over plain TCP or a Unix socket, one
+server's query port (docs/notifications.md) over TCP, TLS or a Unix socket, one
 request per connection, each bounded by a timeout (a long poll by its wait plus
 the timeout). Failures raise :class:`~lbtx.cli.client_error.ClientError`: the
 error number and message of the API's error document, ``ETIMEDOUT`` or the
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
+import time
 from typing import Any
 from urllib.parse import quote
 
 from lbtx.cli.client_error import ClientError, from_os_error
+from lbtx.cli.connection import connect
 from lbtx.cli.environment import Address
 from lbtx.protocols.legacy_query.errors import ErrorCode
 from lbtx.query.conditions_json import query_to_json
@@ -28,19 +29,16 @@ MAX_ANSWER = 64 * 1024 * 1024  # bytes of one answer
 _HEADERS = {"User-Agent": "lbtx-notify/1", "Accept": "application/json"}
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
+class _Connection(http.client.HTTPConnection):
+    """``http.client`` over :func:`lbtx.cli.connection.connect` (Unix, TCP or TLS)."""
+
+    def __init__(self, address: Address, timeout: float):
+        super().__init__(address.host or "localhost", address.port or None, timeout=timeout)
+        self._address = address
 
     def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = connect(self._address, time.monotonic() + self.timeout)
         sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
         self.sock = sock
 
 
@@ -53,9 +51,7 @@ class NotifyClient:
 
     # --- transport ------------------------------------------------------------------
     def _connection(self, timeout: float):
-        if self.address.path is not None:
-            return _UnixConnection(self.address.path, timeout)
-        return http.client.HTTPConnection(self.address.host, self.address.port, timeout=timeout)
+        return _Connection(self.address, timeout)
 
     def call(self, method: str, path: str, doc: Any = None, *, extra_time: float = 0.0) -> dict:
         """One request; the answer document (``ClientError`` for any failure)."""

@@ -25,6 +25,7 @@ import time
 from typing import Callable
 
 from lbtx.cli.client_error import ClientError, from_os_error
+from lbtx.cli.connection import connect
 from lbtx.cli.environment import Address, DEFAULT_QUERY_TIMEOUT
 from lbtx.events import Event
 from lbtx.jobid import JobId
@@ -135,18 +136,8 @@ class QueryClient:
         except OSError as e:
             raise from_os_error(e, f"talking to {self.address}") from None
 
-    def _connect(self, deadline: float) -> socket.socket:
-        a = self.address
-        if a.path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(_remaining(deadline))
-                sock.connect(a.path)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        return socket.create_connection((a.host, a.port), timeout=_remaining(deadline))
+    def _connect(self, deadline: float):
+        return connect(self.address, deadline)
 
 
 def _remaining(deadline: float) -> float:

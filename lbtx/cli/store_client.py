@@ -23,6 +23,7 @@ import time
 from typing import Sequence
 
 from lbtx import __version__
+from lbtx.cli.connection import connect
 from lbtx.cli.client_error import ClientError, from_os_error
 from lbtx.cli.environment import Address, DEFAULT_SYNC_TIMEOUT
 from lbtx.protocols.box.codec import MAGIC, BoxDecoder
@@ -96,17 +97,8 @@ def _remaining(deadline: float) -> float:
     return left
 
 
-def _connect(address: Address, deadline: float) -> socket.socket:
-    if address.path is not None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(_remaining(deadline))
-            sock.connect(address.path)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    return socket.create_connection((address.host, address.port), timeout=_remaining(deadline))
+def _connect(address: Address, deadline: float):
+    return connect(address, deadline)
 
 
 def _check(reply, what: str):

@@ -1,0 +1,105 @@
+"""The commands over TLS (docs/security.md, lbtx.cli.connection): a real
+``twistd lb-server`` on ``lbtls:`` ports, certificates and proxies made by
+``lbtx ca``, and the installed commands authenticating with ``X509_USER_PROXY``:
+the job belongs to the proxy's end-entity subject, another user is refused, an
+untrusted server or a plaintext attempt fails with a reason."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from lbtx.cli.connection import tls_wanted
+from lbtx.cli.main import main
+
+from cli_support import command_env, free_port_pair, registered, run
+from daemon_support import start_daemon, stop_daemon
+
+ALICE = "/DC=org/DC=example/CN=alice"
+
+
+def lbtx(*args) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    assert code == 0, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("clitls") / "ca"
+    lbtx("ca", "init", d, "--key-type", "ec")
+    lbtx("ca", "host", d, "localhost", "--key-type", "ec")
+    for user in ("alice", "bob"):
+        lbtx("ca", "user", d, user, "--key-type", "ec")
+        lbtx("ca", "proxy", "--cert", d / "users" / user / "usercert.pem", "--key",
+             d / "users" / user / "userkey.pem", "--out", d / f"{user}-proxy.pem",
+             "--key-type", "ec")
+    other = d.parent / "other-ca"
+    lbtx("ca", "init", other, "--key-type", "ec")
+    return d
+
+
+@pytest.fixture(scope="module")
+def server(pki, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clitls-server")
+    port = free_port_pair()
+    host = pki / "hosts" / "localhost"
+    tls = (f"interface=127.0.0.1:cert={host / 'hostcert.pem'}:key={host / 'hostkey.pem'}"
+           f":cadir={pki / 'certificates'}")
+    proc = start_daemon("lb-server", [
+        "--data-dir", str(tmp / "data"), "--listen-store", f"lbtls:{port + 1}:{tls}",
+        "--listen-query", f"lbtls:{port}:{tls}", "--server-name", f"localhost:{port}"],
+        tmp, port + 1, tag="server")
+    yield port
+    stop_daemon(proc)
+
+
+def _env(pki: Path, port: int, user: str = "alice", **extra) -> dict:
+    settings = {"GLITE_WMS_QUERY_SERVER": f"localhost:{port}",
+                "X509_USER_PROXY": str(pki / f"{user}-proxy.pem"),
+                "X509_CERT_DIR": str(pki / "certificates")}
+    settings.update(extra)
+    return command_env(**settings)
+
+
+def test_when_tls_is_used():
+    assert tls_wanted({"X509_USER_PROXY": "/tmp/p"})
+    assert tls_wanted({"X509_USER_CERT": "/c"})
+    assert not tls_wanted({})
+    assert tls_wanted({"LBTX_TLS": "yes"}) and not tls_wanted({"LBTX_TLS": "0",
+                                                                "X509_USER_PROXY": "/p"})
+    with pytest.raises(ValueError):
+        tls_wanted({"LBTX_TLS": "maybe"})
+
+
+def test_register_and_query_over_tls(pki, server):
+    port = server
+    r = run("glite-lb-job_reg", "-m", f"localhost:{port}", "-s", "UserInterface",
+            env=_env(pki, port))
+    assert r.returncode == 0, r.stderr
+    job = registered(r.stdout)["EDG_JOBID"]
+    status = run("glite-lb-job_status", job, env=_env(pki, port))
+    assert status.returncode == 0, status.stderr
+    assert "state : Submitted" in status.stdout and f"owner : {ALICE}" in status.stdout
+    mine = run("lbtx", "jobs", "--server", f"localhost:{port}", env=_env(pki, port))
+    assert mine.returncode == 0 and job in mine.stdout, mine.stderr
+    bob = run("glite-lb-job_status", job, env=_env(pki, port, "bob"))
+    assert bob.returncode != 0 and "Operation not permitted" in bob.stderr
+
+
+def test_untrusted_server_and_plaintext_are_refused(pki, server):
+    port = server
+    other = pki.parent / "other-ca" / "certificates"
+    r = run("glite-lb-job_status", f"https://localhost:{port}/q7Xk2mVb0Lr9T1aZcW3eYg",
+            env=_env(pki, port, X509_CERT_DIR=str(other)))
+    assert r.returncode != 0 and "refused" in r.stderr, r.stderr
+    plain = run("glite-lb-job_status", f"https://localhost:{port}/q7Xk2mVb0Lr9T1aZcW3eYg",
+                env=_env(pki, port, LBTX_TLS="0"))
+    assert plain.returncode != 0
+    missing = run("glite-lb-job_status", f"https://localhost:{port}/q7Xk2mVb0Lr9T1aZcW3eYg",
+                  env=_env(pki, port, X509_USER_PROXY=str(pki / "nonexistent.pem")))
+    assert missing.returncode != 0 and "TLS credentials" in missing.stderr, missing.stderr
