@@ -34,12 +34,12 @@ Two runs on the same daemons:
 The CPU time each process used during each run is printed too (from /proc), so
 it is visible which of producers, logger, server and PostgreSQL is the
 bottleneck. ``--profile DIR`` additionally samples the logger and the server
-with py-spy during the sustained run and prints their hottest functions
-(``.venv/bin/pip install py-spy``).
+with py-spy during each run (at most 120 s) and prints their hottest functions
+(``.venv/bin/pip install py-spy``); ``--keep`` keeps the daemons' logs.
 
 Usage: ``.venv/bin/python bench/endtoend.py [--quick] [--duration S] [--rate R]
 [--rate-duration S] [--producers N] [--jobs N] [--sample N] [--dsn URL]
-[--profile DIR]``
+[--profile DIR] [--keep]``
 
 Issue 4's goals: >= 2,000 events/s sustained; p99 <= 1 s at 1,000 events/s;
 producer acknowledgement p99 <= 5 ms.
@@ -281,7 +281,7 @@ def _sample(port: int, samples, done, results) -> None:
     """Poll each pending sample's job until it shows the sample's value."""
     client = JsonClient(port)
     pending: list[tuple[str, int, float]] = []
-    latencies = array("d")
+    latencies, starts = array("d"), array("d")
     lost = 0
     while True:
         try:
@@ -298,13 +298,14 @@ def _sample(port: int, samples, done, results) -> None:
         for job, value, t in pending:
             if client.tag(job) >= value:
                 latencies.append(time.monotonic() - t)
+                starts.append(t)
             elif time.monotonic() - t > VISIBLE_TIMEOUT:
                 lost += 1
             else:
                 still.append((job, value, t))
         pending = still
         time.sleep(0.005)
-    results.put((latencies.tobytes(), lost))
+    results.put((latencies.tobytes(), starts.tobytes(), lost))
 
 
 # --- one run --------------------------------------------------------------------------------
@@ -353,7 +354,7 @@ def run(setup, *, duration: float, rate: float | None, label: str, profile: Path
                       "lb-logger (+interlogger)": lambda: [setup.logger.pid],
                       "lb-server": lambda: [setup.server_proc.pid],
                       "postgresql": setup.pg_pids})
-    spies = _start_profilers(setup, profile, duration) if profile else []
+    spies = _start_profilers(setup, profile, duration, label) if profile else []
     meter.start()
     t0 = time.monotonic()
     stop_at.value = t0 + duration
@@ -384,9 +385,10 @@ def run(setup, *, duration: float, rate: float | None, label: str, profile: Path
     t_drained = time.monotonic()
     stored = count() - base
     done.set()
-    lat_raw, lost = sampled.get(timeout=VISIBLE_TIMEOUT + 60)
-    latencies = array("d")
+    lat_raw, starts_raw, lost = sampled.get(timeout=VISIBLE_TIMEOUT + 60)
+    latencies, starts = array("d"), array("d")
     latencies.frombytes(lat_raw)
+    starts.frombytes(starts_raw)
     for p in procs + [sampler]:
         p.join(30)
     conn.close()
@@ -413,6 +415,11 @@ def run(setup, *, duration: float, rate: float | None, label: str, profile: Path
     out.write(f"end-to-end latency (log call -> visible in GET /api/jobs/ID) over "
               f"{len(latencies)} samples: p50 {l50 * 1e3:.0f} ms, p99 {l99 * 1e3:.0f} ms, "
               f"max {lmax * 1e3:.0f} ms; not visible: {lost}\n")
+    slow = Counter(int((t - t0) // setup.args.tick * setup.args.tick)
+                   for lat, t in zip(latencies, starts) if lat > 1.0)
+    if slow:
+        out.write("samples slower than 1 s, by when they were logged (s: count): " + ", ".join(
+            f"{t}: {n}" for t, n in sorted(slow.items())) + "\n")
     if timeline:
         out.write("stored per tick (s: events/s): " + ", ".join(
             f"{t:.0f}: {(n - prev) / setup.args.tick:.0f}"
@@ -434,12 +441,15 @@ def run(setup, *, duration: float, rate: float | None, label: str, profile: Path
 # --- py-spy -----------------------------------------------------------------------------------
 
 class Spy:
-    def __init__(self, name: str, pid: int, path: Path, seconds: float):
-        self.name, self.path = name, path
-        self.proc = subprocess.Popen([PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)),
-                                      "-r", "100", "--format", "raw", "-o", str(path),
-                                      "--nonblocking"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+    """py-spy on one process: every thread not waiting in the kernel's idle calls (so a
+    thread in fdatasync counts), or with ``gil`` only the thread holding the GIL (where
+    the process's Python CPU goes)."""
+
+    def __init__(self, name: str, pid: int, path: Path, seconds: float, *, gil: bool = False):
+        self.name, self.path = name + (" (GIL holder only)" if gil else " (all threads)"), path
+        argv = [PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100",
+                "--format", "raw", "-o", str(path), "--nonblocking"] + (["--gil"] if gil else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait(self) -> None:
         try:
@@ -449,14 +459,22 @@ class Spy:
             self.proc.wait()
 
 
-def _start_profilers(setup, directory: Path, duration: float) -> list[Spy]:
+def _start_profilers(setup, directory: Path, duration: float, label: str) -> list[Spy]:
     if not os.path.exists(PY_SPY):
         sys.stdout.write("--profile: py-spy is not installed (.venv/bin/pip install py-spy)\n")
         return []
     directory.mkdir(parents=True, exist_ok=True)
     seconds = max(5, min(duration - 2, 120))
-    return [Spy("lb-logger", setup.logger.pid, directory / "logger.txt", seconds),
-            Spy("lb-server", setup.server_proc.pid, directory / "server.txt", seconds)]
+    return [Spy(name, pid, directory / f"{name}-{label}{'-gil' if gil else ''}.txt", seconds,
+                gil=gil)
+            for name, pid in (("lb-logger", setup.logger.pid), ("lb-server", setup.server_proc.pid))
+            for gil in (False, True)]
+
+
+def _frame(text: str) -> str:
+    """``func (path/to/file.py:LINE)`` as ``func (file.py:LINE)``."""
+    name, sep, where = text.partition(" (")
+    return f"{name} ({where.rsplit('/', 1)[-1]}" if sep else text
 
 
 def _report_profiles(spies: list[Spy], top: int = 12) -> None:
@@ -471,21 +489,23 @@ def _report_profiles(spies: list[Spy], top: int = 12) -> None:
             stack, _, n = line.rpartition(" ")
             if not n.isdigit():
                 continue
-            frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].split("/")[-1]
-                      + ")" if " (" in f else f for f in stack.split(";")]
+            frames = [_frame(f) for f in stack.split(";")]
             n = int(n)
             samples += n
             if frames:
                 own[frames[-1]] += n
-            for f in set(frames):
+            for f in {f.split(":")[0] + ")" if ":" in f else f for f in frames}:
                 total[f] += n
         sys.stdout.write(f"profile of {spy.name} ({samples} samples, {spy.path}):\n"
                          "  self:\n")
         for f, n in own.most_common(top):
             sys.stdout.write(f"    {n / samples:6.1%}  {f}\n")
-        sys.stdout.write("  total (on the stack):\n")
-        for f, n in [(f, n) for f, n in total.most_common(top * 3)
-                     if not f.startswith(("<module>", "run (", "main ("))][:top]:
+        sys.stdout.write("  total (on the stack, by function):\n")
+        functions = total
+        boring = ("<module>", "run (", "main (", "Thread.", "ReactorBase.", "runApp",
+                  "runReactorWithLogging", "ApplicationRunner", "UnixApplicationRunner")
+        for f, n in [(f, n) for f, n in functions.most_common(top * 4)
+                     if not f.startswith(boring)][:top]:
             sys.stdout.write(f"    {n / samples:6.1%}  {f}\n")
 
 
@@ -512,6 +532,7 @@ def main() -> int:
                    help="only the rate-limited run (needs --rate)")
     p.add_argument("--dsn", help="a postgresql:// URL instead of a private cluster")
     p.add_argument("--profile", type=Path, help="py-spy the logger and server into DIR")
+    p.add_argument("--keep", action="store_true", help="keep the daemons' logs and data")
     args = p.parse_args()
     if args.quick:
         args.duration, args.rate_duration, args.tick = 20.0, 15.0, 2.0
@@ -569,7 +590,7 @@ def main() -> int:
                             profile=args.profile)
             rate = rate or max(1.0, sustained["e2e"] / 2)
         run(setup, duration=args.rate_duration, rate=rate, label="rate-limited",
-            profile=None)
+            profile=args.profile)
         load = os.getloadavg()
         sys.stdout.write(f"\nload average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n"
                          "goals (issue 4): >= 2,000 events/s sustained; p99 <= 1 s at "
@@ -579,7 +600,10 @@ def main() -> int:
             d.stop()
         if cluster is not None:
             cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            sys.stdout.write(f"kept {work}\n")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
