@@ -65,6 +65,8 @@ class BlockingConnection:
             else:
                 sock = socket.create_connection((self.address.host, self.address.port),
                                                 timeout=self.timeout)
+                # each request is one write; never hold it back waiting for an ACK
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as e:
             raise UnavailableError(f"cannot connect to {self.address}: {e}") from e
         self._sock = sock
