@@ -260,7 +260,7 @@ def _timed(call, samples) -> tuple[list[float], int]:
     return sorted(out), errors
 
 
-def status_latencies(query_port: int, jobs: list[JobId]) -> dict[str, tuple[list[float], int]]:
+def status_latencies(query_port: int, jobs: list[JobId], meter) -> dict:
     api = JsonClient(query_port)
     legacy = QueryClient(Address("127.0.0.1", query_port), timeout=TIMEOUT)
 
@@ -272,8 +272,13 @@ def status_latencies(query_port: int, jobs: list[JobId]) -> dict[str, tuple[list
         return str(legacy.job_status(job).status.job_id) == str(job)
 
     try:
-        return {"JSON GET /api/jobs/ID (kept-alive)": _timed(json_status, jobs),
-                "legacy queryJobs jobId (a connection each)": _timed(legacy_status, jobs)}
+        out = {}
+        for name, call in (("JSON GET /api/jobs/ID (kept-alive)", json_status),
+                           ("legacy queryJobs jobId (a connection each)", legacy_status)):
+            meter.start()
+            lat, errors = _timed(call, jobs)
+            out[name] = (lat, errors, meter.per_request(len(jobs)))
+        return out
     finally:
         api.close()
 
@@ -358,11 +363,25 @@ class CpuMeter:
         self._pg0 = self._pg()
 
     def stop(self) -> str:
+        self.server, self.pg = self.seconds()
+        text = f"lb-server CPU {self.server:.1f} s"
+        if self.pg is not None:
+            text += f", PostgreSQL CPU {self.pg:.1f} s"
+        return text
+
+    def seconds(self) -> tuple[float, float | None]:
+        """``(lb-server, PostgreSQL or None)`` CPU seconds since :meth:`start`."""
         server = _proc_cpu(self.server_pid) - self._server0
-        text = f"lb-server CPU {server:.1f} s"
-        if self.postmaster_pid is not None:
-            pg = sum(cpu - self._pg0.get(pid, 0.0) for pid, cpu in self._pg().items())
-            text += f", PostgreSQL CPU {pg:.1f} s"
+        if self.postmaster_pid is None:
+            return server, None
+        return server, sum(cpu - self._pg0.get(pid, 0.0) for pid, cpu in self._pg().items())
+
+    def per_request(self, n: int) -> str:
+        """CPU per request since :meth:`start`, in ms."""
+        server, pg = self.seconds()
+        text = f"lb-server CPU {server / n * 1e3:.2f} ms/request"
+        if pg is not None:
+            text += f", PostgreSQL {pg / n * 1e3:.2f}"
         return text
 
 
@@ -471,9 +490,10 @@ async def after_intake(store, args, server, mix_jobs, template, postmaster) -> N
     rng = random.Random(7)
     for label, pool in (("mix jobs", mix_jobs), ("registered-only jobs", fill_jobs)):
         sample = rng.sample(pool, min(args.status_samples, len(pool)))
-        for front, (lat, errors) in status_latencies(server.query_port, sample).items():
+        for front, (lat, errors, cpu) in status_latencies(server.query_port, sample,
+                                                          meter).items():
             say(f"{store:8s} status of {len(lat)} {label}, {front}: p50 {_ms(_pct(lat, .5))} ms, "
-                f"p99 {_ms(_pct(lat, .99))} ms, max {_ms(lat[-1])} ms"
+                f"p99 {_ms(_pct(lat, .99))} ms, max {_ms(lat[-1])} ms ({cpu})"
                 + (f"; {errors} FAILED" if errors else ""))
     for front, (lat, errors) in user_jobs_latencies(server.query_port, args.user_jobs,
                                                     args.repeat).items():
@@ -520,7 +540,7 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, help="jobs stored for the latencies (default 100,000)")
     p.add_argument("--user-jobs", type=int, help="jobs of the query identity (default 10,000)")
     p.add_argument("--status-samples", type=int, help="status queries per set (default 1,000)")
-    p.add_argument("--repeat", type=int, default=5, help="user-jobs queries per front end")
+    p.add_argument("--repeat", type=int, default=3, help="user-jobs queries per front end")
     p.add_argument("--batch", type=int, default=200, help="events per intake batch")
     p.add_argument("--window", type=int, default=4, help="pipelined batches per connection")
     p.add_argument("--fill-connections", type=int, default=8)

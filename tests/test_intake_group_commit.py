@@ -189,3 +189,23 @@ def test_a_cancelled_batch_with_the_store_drops_its_outcome():
 def test_max_inflight_must_be_positive():
     with pytest.raises(ValueError):
         IntakeHandler(ControlledStore(), max_inflight=0)
+
+
+def test_undecodable_bytes_outside_job_ids_are_stored_inside_them_refused():
+    """A line that is not valid UTF-8 is still checked for its job ids (the fast path
+    skips the check only for valid UTF-8): bad bytes in the host are stored as
+    surrogate escapes, bad bytes in the job id make the line invalid."""
+    store = ControlledStore()
+    intake = IntakeHandler(store)
+    host = line(1).replace(b'HOST="ui.example.org"', b'HOST="ui\xff.example.org"')
+    good = line(2)
+    jobid = good.replace(b"https://lb.example.org:9000/", b"https://lb.example.org:9000/\xfe", 1)
+    d = intake.handle_batch(PEER, [host, jobid, good])
+    assert store.users(0) == ["/CN=User 1", "/CN=User 2"]
+    assert store.calls[0][0][0].host == "ui\udcff.example.org"
+    store.answer(0)
+    results = []
+    d.addCallback(results.append)
+    assert [r.code for r in results[0]] == [ResultCode.STORED, ResultCode.INVALID,
+                                            ResultCode.STORED]
+    assert "UTF-8" in results[0][1].reason

@@ -51,6 +51,17 @@ DEFAULT_MAX_MERGED_EVENTS = 2000
 DEFAULT_MAX_MERGED_CHARS = 16 * 1024 * 1024
 
 
+def _decoded(raw) -> tuple[str, bool]:
+    """The text of a line, and whether it is valid UTF-8 throughout (then every job
+    id read from it is too, and :func:`_check_ids_encodable` can be skipped)."""
+    if not isinstance(raw, bytes):
+        return raw, False
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape"), False
+
+
 def _check_ids_encodable(ev) -> None:
     """Job ids are keys of the store and must be valid UTF-8 text; a record read
     from undecodable bytes would otherwise fail its whole batch in the store."""
@@ -118,14 +129,15 @@ class IntakeHandler:
         events, texts, where = [], [], []
         for i, raw in enumerate(lines):
             try:
-                text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+                text, clean = _decoded(raw)
                 ev = ulm.parse(text, max_length=self._max_line)
                 if ev.user is None:
                     # the stored record must name its sender like every other one
                     ev.user = peer_identity
                     text = ulm.format(ev, newline=False)
                 ev.validate()
-                _check_ids_encodable(ev)
+                if not clean:
+                    _check_ids_encodable(ev)
             except LBFormatError as e:
                 results[i] = Result.invalid(str(e), e.code)
                 continue
