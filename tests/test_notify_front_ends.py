@@ -295,3 +295,17 @@ async def test_legacy_malformed_requests_are_400(env, body):
     status, _ = await legacy(env, body)
     assert status == 400
     assert await env.store.pending_registrations(int(time.time()), 10) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_bootstrap_queues_the_current_states(env):
+    """New with the bootstrap flag queues the current state of every matching job."""
+    streams = await log_jobs(env.store, 2)
+    status, doc = await call(env.api, "POST", "/api/notifications", {
+        "flags": ["bootstrap"], "conditions": [[{"attr": "jobid", "value": streams[1][0]}]]})
+    assert status == 200, doc
+    u = unique(doc["notification"]["id"])
+    status, doc = await call(env.api, "GET", f"/api/notifications/{u}/messages")
+    assert [(m["seq"], m["jobid"], m["event"]) for m in doc["messages"]] == \
+        [(1, streams[1][0], None)]
+    assert doc["messages"][0]["status"]["state"] == "Cleared"
