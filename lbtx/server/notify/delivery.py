@@ -44,7 +44,7 @@ HEADER_SEQ = "X-LB-Notification-Seq"
 DEFAULT_REQUEST_TIMEOUT = 10 * SECOND
 DEFAULT_SCAN_PERIOD = 2 * SECOND
 DEFAULT_BATCH = 100
-DEFAULT_SCAN_LIMIT = 1000
+DEFAULT_SCAN_LIMIT = 10000  # rows of one scan (pull registrations with queued messages count too)
 _JSON = {b"Content-Type": [b"application/json"], b"User-Agent": [b"lbtx-notify/1"]}
 
 
