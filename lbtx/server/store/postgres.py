@@ -35,6 +35,7 @@ from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
 from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
 from lbtx.server.store.interfaces import IJobStore, INotificationStore
+from lbtx.server.store.maintenance_store import MaintenanceStoreMixin
 from lbtx.server.store.notify_store import PostgresNotifications
 from lbtx.server.store.pgconnection import ConnectionPool
 from lbtx.server.store.sql import POSTGRES, Work
@@ -61,7 +62,7 @@ def _retryable(f: Failure) -> bool:
 
 
 @implementer(IJobStore, INotificationStore)
-class PostgresJobStore(PostgresNotifications):
+class PostgresJobStore(PostgresNotifications, MaintenanceStoreMixin):
     """:class:`IJobStore` over PostgreSQL.
 
     ``dsn`` is a libpq connection string or ``postgresql://`` URL; ``connections``

@@ -149,6 +149,15 @@ _V3 = [
         PRIMARY KEY (unique_id, seq))""",
 ]
 
+_V4 = [
+    """CREATE TABLE zombies (
+        jobid {TEXT_C} PRIMARY KEY,
+        purged_sec BIGINT NOT NULL)""",
+    """CREATE TABLE server_state (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL)""",
+]
+
 _BACKFILL_PAGE = 1000
 
 
@@ -180,8 +189,13 @@ def _step3(d: Dialect) -> Work:
         yield d.execute(d.ddl(text))
 
 
+def _step4(d: Dialect) -> Work:
+    for text in _V4:
+        yield d.execute(d.ddl(text))
+
+
 #: version -> the step that builds it from the version before
-STEPS = {1: _step1, 2: _step2, 3: _step3}
+STEPS = {1: _step1, 2: _step2, 3: _step3, 4: _step4}
 CURRENT_VERSION = max(STEPS)
 
 

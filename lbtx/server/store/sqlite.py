@@ -28,6 +28,7 @@ from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
 from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
 from lbtx.server.store.interfaces import IJobStore, INotificationStore, StoreUnavailableError
+from lbtx.server.store.maintenance_store import MaintenanceStoreMixin
 from lbtx.server.store.notify_store import NotificationStoreMixin
 from lbtx.server.store.sql import SQLITE, Work, run_sync
 from lbtx.timeval import Timeval
@@ -104,7 +105,7 @@ def _transaction(work: Work, begin: str) -> Callable[[sqlite3.Connection], Any]:
 
 
 @implementer(IJobStore, INotificationStore)
-class SQLiteJobStore(NotificationStoreMixin):
+class SQLiteJobStore(NotificationStoreMixin, MaintenanceStoreMixin):
     """:class:`IJobStore` over an SQLite file (created with its directory if needed).
 
     ``clock`` (an ``IReactorTime``; default: the reactor) gives arrival times;
