@@ -1,6 +1,7 @@
 """The PostgreSQL connection pool of the store (lbtx/server/store/pgconnection.py)
 against a real server: connection deadlines, connections the server closes while
-idle, and the failures work meets meanwhile."""
+idle, the failures work meets meanwhile, and the per-connection check that every
+process on a database uses the same number of lock slots."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from txpostgres import reconnection, txpostgres
 
 from lbtx.server.store.interfaces import StoreUnavailableError
 from lbtx.server.store.pgconnection import ConnectionPool, is_dead, reason, unavailable
+from lbtx.server.store.postgres import LOCK_SLOTS_CLASS, LockSlotsMismatchError, PostgresJobStore
 from lbtx.server.store.sql import POSTGRES
 
 
@@ -42,6 +44,19 @@ class _Logged:
     def formatted(self) -> str:
         from twisted.logger import formatEvent
         return "\n".join(formatEvent(e) for e in self.events)
+
+
+def _terminate_others(dsn: str) -> int:
+    """pg_terminate_backend of every other session on the database; how many."""
+    admin = psycopg2.connect(dsn)
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            return cur.rowcount
+    finally:
+        admin.close()
 
 
 async def _until(predicate, timeout: float = 20.0) -> None:
@@ -82,15 +97,7 @@ async def test_connections_closed_by_the_server_while_idle_come_back(pg_dsn):
     try:
         assert await pool.run(_select_one) == 1
         with _Logged() as logged:
-            admin = psycopg2.connect(pg_dsn)
-            try:
-                admin.autocommit = True
-                with admin.cursor() as cur:
-                    cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-                    assert cur.rowcount == 2
-            finally:
-                admin.close()
+            assert _terminate_others(pg_dsn) == 2
             await _until(lambda: "re-established" in logged.formatted()
                          and logged.formatted().count("re-established") >= 2)
         text = logged.formatted()
@@ -119,3 +126,51 @@ def test_failure_reasons_are_one_short_line():
                                "reconnecting")
     statement = Failure(psycopg2.errors.UniqueViolation("duplicate key"))
     assert unavailable(statement) is statement  # a failed statement is not a lost connection
+
+
+@pytest_twisted.ensureDeferred
+async def test_stores_with_different_lock_slots_refuse_to_share_a_database(pg_dsn):
+    """A store with another slot count than one already running on the database
+    does not start (its job locks would not exclude the other's); one with the
+    same count does, and once the other is gone, any count starts."""
+    first = PostgresJobStore(pg_dsn, reactor, lock_slots=64, connections=2)
+    await first.start()
+    try:
+        other = PostgresJobStore(pg_dsn, reactor, lock_slots=8, connections=2)
+        with pytest.raises(LockSlotsMismatchError) as e:
+            await other.start()
+        assert "--lock-slots 64, this one with 8" in str(e.value)
+        same = PostgresJobStore(pg_dsn, reactor, lock_slots=64, connections=2)
+        await same.start()
+        await same.stop()
+    finally:
+        await first.stop()
+    later = PostgresJobStore(pg_dsn, reactor, lock_slots=8, connections=2)
+    await later.start()
+    await later.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reconnected_connection_is_not_used_under_other_lock_slots(pg_dsn):
+    """A connection lost and re-established while a process with another slot
+    count has taken the database is not used (work fails as unavailable) until
+    that process is gone."""
+    store = PostgresJobStore(pg_dsn, reactor, lock_slots=64, connections=1)
+    await store.start()
+    try:
+        with _Logged() as logged:
+            _terminate_others(pg_dsn)
+            intruder = psycopg2.connect(pg_dsn)
+            try:
+                with intruder.cursor() as cur:  # what a store with 8 slots holds
+                    cur.execute("SELECT pg_advisory_lock_shared(%s, 8)", (LOCK_SLOTS_CLASS,))
+                await _until(lambda: "not usable" in logged.formatted())
+                with pytest.raises(StoreUnavailableError):
+                    await store.user_jobs("nobody")
+            finally:
+                intruder.close()
+            await _until(lambda: "re-established" in logged.formatted())
+        assert "--lock-slots 8, this one with 64" in logged.formatted()
+        assert await store.user_jobs("nobody") == []
+    finally:
+        await store.stop()

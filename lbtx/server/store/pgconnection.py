@@ -85,17 +85,26 @@ class PoolConnection(txpostgres.Connection):
     while idle as lost (to its detector) instead of raising into the reactor, and
     does not try to roll back on a connection that is gone."""
 
+    # A broken libpq connection may still count as open to psycopg2 while its
+    # socket is gone (fileno -1): re-registering it with the reactor then raises
+    # ValueError. Either way the connection is lost.
     def doRead(self):
         try:
             return super().doRead()
-        except psycopg2.Error as e:
+        except (psycopg2.Error, ValueError) as e:
             return DatabaseConnectionLost(reason(Failure(e)))
 
     def doWrite(self):
         try:
             return super().doWrite()
-        except psycopg2.Error as e:
+        except (psycopg2.Error, ValueError) as e:
             return DatabaseConnectionLost(reason(Failure(e)))
+
+    def cursorFinished(self, cursor):
+        try:
+            super().cursorFinished(cursor)
+        except ValueError:
+            pass  # the socket is gone: the next use of the connection finds out
 
     def _runInteraction(self, interaction, *args, **kwargs):
         cursor = self.cursor()
@@ -145,10 +154,12 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
 
     log = Logger()
 
-    def __init__(self, clock, name: str, *, connect_timeout: float = CONNECT_TIMEOUT):
+    def __init__(self, clock, name: str, *, connect_timeout: float = CONNECT_TIMEOUT,
+                 open_connection: Callable[[Any], Deferred] | None = None):
         super().__init__(deathChecker=is_dead, reactor=clock)
         self._name = name
         self._connect_timeout = connect_timeout
+        self._open = open_connection
         self._stopped = False
         self._delayed = None
         self._delay_iter: Iterator[float] = _delays()
@@ -174,8 +185,11 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
         d.addCallbacks(self._recovered, self._failed)
 
     def reconnect(self) -> Deferred:
-        """One attempt, within the connect deadline."""
+        """One attempt, within the connect deadline (and the pool's set-up of a
+        new connection, if it has one)."""
         _close_quietly(self.reconnectable)
+        if self._open is not None:
+            return self._open(self.reconnectable)
         return connect(self.reconnectable, *self._connargs, clock=self.reactor,
                        timeout=self._connect_timeout)
 
@@ -186,8 +200,12 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
         self.connectionRecovered()
 
     def _failed(self, f: Failure) -> None:
-        self.log.debug("{name}: reconnection failed: {error}", name=self._name,
-                       error=reason(f))
+        if is_dead(f) or f.check(TimeoutError):
+            self.log.debug("{name}: reconnection failed: {error}", name=self._name,
+                           error=reason(f))
+        else:  # connected, but the connection's set-up refused it
+            self.log.warn("{name}: reconnected connection not usable: {error}",
+                          name=self._name, error=reason(f))
         self._schedule()
 
     def stop(self) -> None:
@@ -214,18 +232,24 @@ def drive(cursor, work: Work):
 
 class ConnectionPool:
     """``size`` txpostgres connections to ``dsn``; each piece of work runs alone on one.
-    Each connection attempt gives up after ``connect_timeout`` seconds."""
+    Each connection attempt gives up after ``connect_timeout`` seconds. The work
+    made by ``session_setup()``, if given, runs on every new connection (at start
+    and after each reconnection, outside any transaction) before the connection
+    is used; if it fails, the connection is not used."""
 
     log = Logger()
 
     def __init__(self, reactor, dsn: str, size: int, *, clock=None, name: str = "postgres",
-                 connect_timeout: float = CONNECT_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 session_setup: Callable[[], Work] | None = None):
         self._reactor = reactor
         self._dsn = dsn
         self._clock = clock or reactor
         self._connect_timeout = connect_timeout
+        self._session_setup = session_setup
         self._detectors = [ReconnectingDetector(self._clock, f"{name}[{i}]",
-                                                connect_timeout=connect_timeout)
+                                                connect_timeout=connect_timeout,
+                                                open_connection=self._open)
                            for i in range(size)]
         self._conns = [PoolConnection(reactor=reactor, detector=det) for det in self._detectors]
         self._idle: list = []
@@ -234,9 +258,22 @@ class ConnectionPool:
         self._drained: list[Deferred] = []
         self.running = False
 
+    def _open(self, conn) -> Deferred:
+        """Connect ``conn`` and run the session set-up on it."""
+        d = connect(conn, self._dsn, self._clock, self._connect_timeout)
+        if self._session_setup is None:
+            return d
+
+        def set_up(_):
+            return drive(conn.cursor(), self._session_setup())
+
+        def refused(f: Failure) -> Failure:
+            _close_quietly(conn)
+            return f
+        return d.addCallback(set_up).addErrback(refused)
+
     def start(self) -> Deferred:
-        d = gatherResults([connect(c, self._dsn, self._clock, self._connect_timeout)
-                           for c in self._conns], consumeErrors=True)
+        d = gatherResults([self._open(c) for c in self._conns], consumeErrors=True)
 
         def connected(_):
             self._idle = list(self._conns)
@@ -246,6 +283,8 @@ class ConnectionPool:
             for c in self._conns:
                 _close_quietly(c)
             f = f.value.subFailure if hasattr(f.value, "subFailure") else f
+            if not (is_dead(f) or f.check(TimeoutError)):
+                return f  # connected, but the session set-up refused
             return Failure(StoreUnavailableError(f"cannot connect to the database: "
                                                  f"{reason(f)}"))
         return d.addCallbacks(connected, failed)
