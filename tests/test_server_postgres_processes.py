@@ -15,7 +15,8 @@ database is fed the same batches. Every job's full view, read back through the
 JSON API and the legacy protocol of each process, must be the same in all three,
 and the statuses must equal ``lbtx replay`` of the events; each event is stored
 exactly once (in the *both* variant one process answers ``stored`` and the other
-``duplicate``).
+``duplicate``). A process started with another ``--lock-slots`` than one already
+running on the database refuses to start.
 
 **PostgreSQL restarted under a running lb-server.** A client keeps sending
 batches (retrying a refused batch after a pause, as the interlogger does) while
@@ -244,6 +245,26 @@ async def test_two_processes_on_one_database_end_as_one(tmp_path, pg_cluster, re
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_process_with_other_lock_slots_does_not_start(tmp_path, pg_cluster):
+    """lb-server with --lock-slots 4 on a database that a running lb-server with the
+    default 1024 slots uses exits with the reason (their job locks would not
+    exclude each other); the running one goes on serving."""
+    shared = pg_cluster.create_database()
+    a = start_pg_server(tmp_path, "a", shared)
+    try:
+        with pytest.raises(AssertionError) as e:
+            start_pg_server(tmp_path, "b", shared, "--lock-slots", "4")
+        assert "lb-server exited" in str(e.value)
+        assert "--lock-slots 1024, this one with 4" in (tmp_path / "b.log").read_text()
+        (line,) = workload(1)[0][:1]
+        results = send_events(Address("127.0.0.1", a.store_port), _encode([line]), timeout=30)
+        assert [r.code for r in results] == [ResultCode.STORED]
+        job_id = ulm.parse(line, require_user=True).job_id
+        assert json_views(a.query_port, [job_id])[str(job_id)]["status"]["state"] == "Submitted"
+    finally:
+        a.stop()
 
 
 # --- PostgreSQL restarted under a running lb-server ------------------------------------

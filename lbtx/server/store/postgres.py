@@ -12,6 +12,13 @@ lock for, it rolls back and starts again with that lock too. Locks go with the
 transaction, so a process that dies holds none. Transactions that the database
 aborts (deadlock, serialization, a unique key taken meanwhile) are retried.
 
+Every process sharing a database must hash onto the same number of slots, or
+two of them could write one job at once under different locks. So each
+connection holds a shared session-level advisory lock ``(LOCK_SLOTS_CLASS,
+lock_slots)`` and, when it (re)connects, looks for such locks with another slot
+count in the same database: if there is one, the store does not start
+(:class:`LockSlotsMismatchError`) or the connection is not used.
+
 Connections reconnect by themselves (:mod:`~lbtx.server.store.pgconnection`);
 work that meets a lost connection fails with
 :class:`~lbtx.server.store.interfaces.StoreUnavailableError`.
@@ -34,21 +41,29 @@ from lbtx.jobid import JobId
 from lbtx.query.conditions import JobQuery
 from lbtx.server.store import batch, reads, schema
 from lbtx.server.store.conditions_sql import INDEXED_ATTRIBUTES
-from lbtx.server.store.interfaces import IJobStore, INotificationStore
+from lbtx.server.store.interfaces import IJobStore, INotificationStore, StoreError
 from lbtx.server.store.maintenance_store import MaintenanceStoreMixin
 from lbtx.server.store.notify_store import PostgresNotifications
 from lbtx.server.store.pgconnection import ConnectionPool
 from lbtx.server.store.sql import POSTGRES, Work
 from lbtx.timeval import Timeval
 
-__all__ = ["PostgresJobStore", "DEFAULT_LOCK_SLOTS", "LOCK_CLASS", "lock_slot"]
+__all__ = ["PostgresJobStore", "DEFAULT_LOCK_SLOTS", "LOCK_CLASS", "LOCK_SLOTS_CLASS",
+           "LockSlotsMismatchError", "lock_slot"]
 
 DEFAULT_LOCK_SLOTS = 1024
 DEFAULT_CONNECTIONS = 4
 #: first key of every job lock ("LBTX"), so other users of advisory locks do not collide
 LOCK_CLASS = 0x4C425458
+#: first key of the shared lock each connection holds on its slot count ("LBSL")
+LOCK_SLOTS_CLASS = 0x4C42534C
 #: attempts for a transaction the database aborted (deadlock, serialization, unique key)
 MAX_ATTEMPTS = 8
+
+
+class LockSlotsMismatchError(StoreError):
+    """Another server process uses this database with a different number of lock
+    slots; its job locks would not exclude ours."""
 
 
 def lock_slot(job_id: JobId, slots: int) -> int:
@@ -84,7 +99,8 @@ class PostgresJobStore(PostgresNotifications, MaintenanceStoreMixin):
         self._generated_at_clock = generated_at_clock
         self._reactor = reactor
         self._clock = clock or reactor
-        self._pool = ConnectionPool(reactor, dsn, connections, clock=self._clock)
+        self._pool = ConnectionPool(reactor, dsn, connections, clock=self._clock,
+                                    session_setup=self._claim_lock_slots)
 
     # --- life cycle ---
     def start(self) -> Deferred:
@@ -103,6 +119,23 @@ class PostgresJobStore(PostgresNotifications, MaintenanceStoreMixin):
 
     def stop(self) -> Deferred:
         return self._pool.stop()
+
+    def _claim_lock_slots(self) -> Work:
+        """Hold the shared lock on our slot count; fail if another process holds
+        one on a different count in this database."""
+        yield POSTGRES.select("SELECT pg_advisory_lock_shared(?, ?)",
+                              (LOCK_SLOTS_CLASS, self.lock_slots))
+        rows = yield POSTGRES.select(
+            "SELECT DISTINCT objid::bigint FROM pg_locks WHERE locktype = 'advisory'"
+            " AND classid = ?::bigint::oid AND objsubid = 2 AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (LOCK_SLOTS_CLASS,))
+        others = sorted(int(r[0]) for r in rows if int(r[0]) != self.lock_slots)
+        if others:
+            raise LockSlotsMismatchError(
+                f"another server process uses this database with --lock-slots "
+                f"{', '.join(map(str, others))}, this one with {self.lock_slots}: every "
+                f"process sharing a database must use the same number of lock slots")
 
     # --- writes ---
     def _slot(self, job_id: JobId) -> int:
