@@ -3,7 +3,8 @@
 :class:`PgCluster` creates a cluster under a temporary directory with ``initdb``,
 starts it listening on 127.0.0.1 on a free port (and on a unix socket inside the
 directory), hands out fresh databases, and stops and removes everything at the
-end. When the tests run as root the server runs as an unprivileged user
+end. ``restart()``, and ``halt(mode)`` with ``resume()``, stop and start it under
+running clients (reconnection tests). When the tests run as root the server runs as an unprivileged user
 (``nobody``, or a ``lbtx-test`` user created on demand), which owns the directory.
 
 Binaries are looked up in ``$LBTX_PG_BIN``, then on ``PATH``, then in
