@@ -11,8 +11,9 @@ that the two race for the same jobs' locks. A family's next batch is sent once t
 previous one is answered, so every job sees its events in the recorded order
 (states are incremental in arrival order, state-machines.md §1.3), while all
 families are in flight together. A single lb-server process on a separate fresh
-database is fed the same batches. Every job's full view, read back through the
-JSON API and the legacy protocol of each process, must be the same in all three,
+database is fed the same events (each family in order, in batches cut its own way).
+Every job's full view, read back through the JSON API of each process and the
+legacy protocol of one, must be the same in all three (but for arrival times),
 and the statuses must equal ``lbtx replay`` of the events; each event is stored
 exactly once (in the *both* variant one process answers ``stored`` and the other
 ``duplicate``). A process started with another ``--lock-slots`` than one already
@@ -170,6 +171,8 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, pg_cluster) -> Reference:
+    """One lb-server process on its own fresh database, fed every family in order
+    (one blocking connection), read back, and stopped."""
     families = _families()
     replay, want = _replay(families)
     jobs = sorted(replay.jobs(), key=lambda r: str(r.job_id))
