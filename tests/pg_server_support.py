@@ -21,7 +21,8 @@ from lbtx.protocols.legacy_query.messages import StatusFlag
 
 from daemon_support import _connects, free_port, start_daemon, stop_daemon, wait_until
 
-__all__ = ["PgServer", "pg_url", "start_pg_server", "json_views", "legacy_statuses"]
+__all__ = ["PgServer", "pg_url", "start_pg_server", "json_get", "json_views",
+           "legacy_statuses"]
 
 IDENTITY = "/DC=org/DC=example/CN=Test Interlogger"
 
@@ -90,6 +91,17 @@ def json_views(port: int, job_ids, *, flags: str = "children,childhist") -> dict
     finally:
         conn.close()
     return out
+
+
+def json_get(port: int, path: str) -> tuple[int, dict]:
+    """``GET path`` on the query port: ``(HTTP status, JSON document)``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
 
 
 def legacy_statuses(port: int, job_ids) -> dict[str, object]:

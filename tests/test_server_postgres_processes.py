@@ -23,11 +23,11 @@ running on the database refuses to start.
 batches (retrying a refused batch after a pause, as the interlogger does) while
 PostgreSQL is stopped (``pg_ctl stop -m fast``, and ``-m immediate``) and started
 again. While it is down every batch is refused with a retryable error, never
-acknowledged; lb-server reconnects by itself (same process), intake resumes, its
-log says the connection was lost and re-established (with no unhandled
-tracebacks from the database driver), and afterwards every
-acknowledged event is stored (re-sending all events answers ``duplicate`` for
-each) and the statuses equal ``lbtx replay``.
+acknowledged (and a job query answers 503 EAGAIN); lb-server reconnects by
+itself (same process), intake resumes, its log says the connection was lost and
+re-established (with no unhandled tracebacks from the database driver), and
+afterwards every acknowledged event is stored (re-sending all events answers
+``duplicate`` for each) and the statuses equal ``lbtx replay``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 import pytest_twisted
@@ -51,7 +52,7 @@ from lbtx.protocols.box.client import BoxRemoteError, connect_box
 from lbtx.protocols.box.messages import Result, ResultCode
 from lbtx.replay import Replay
 from lbtx.status import to_json
-from pg_server_support import json_views, legacy_statuses, start_pg_server
+from pg_server_support import json_get, json_views, legacy_statuses, start_pg_server
 from pgcluster import PgCluster, find_bindir
 from scenario_support import load, scenario_lines
 from store_support import workload
@@ -359,6 +360,10 @@ async def test_postgres_restart_under_a_running_server(tmp_path, private_cluster
         await threads.deferToThread(private_cluster.halt, mode)
         assert not running.called, "the sender finished before the database stopped"
         down_at = time.monotonic()
+        first = ulm.parse(lines[0], require_user=True).job_id
+        status, doc = await threads.deferToThread(
+            json_get, server.query_port, f"/api/jobs/{quote(str(first), safe='')}")
+        assert (status, doc["name"]) == (503, "EAGAIN"), doc  # queries: unavailable, too
         await task.deferLater(reactor, DOWN_FOR, lambda: None)
         up_at = time.monotonic()
         await threads.deferToThread(private_cluster.resume)
