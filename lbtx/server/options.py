@@ -99,6 +99,8 @@ class ServerOptions(usage.Options):
                                            "(default: DATA_DIR/anonymization.salt, made "
                                            "when missing; share it between servers of one "
                                            "database)"],
+        ["server-identity", None, None, "this server's own identity (its certificate "
+                                        "subject), which may always purge"],
         ["no-index", "x", 0, "index rule of job queries: 0 enforced, 1 super-users exempt, "
                              "2 off", _no_index],
     ]

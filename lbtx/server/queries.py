@@ -35,7 +35,8 @@ from lbtx.protocols.legacy_query.errors import ErrorCode, LBError
 from lbtx.protocols.legacy_query.interfaces import EventsAnswer, IQueryBackend, JobsAnswer
 from lbtx.protocols.legacy_query.jobstat import JobView
 from lbtx.protocols.legacy_query.messages import QueryResults, ResultLimit, StatusFlag
-from lbtx.query.conditions import (EVENT_ATTRS, Attr, Condition, QueryError, check_job_query)
+from lbtx.query.conditions import (EVENT_ATTRS, Attr, Condition, Op, QueryError,
+                                   check_job_query)
 from lbtx.query.events import event_matches, sort_events
 from lbtx.schema import JobState
 from lbtx.server.anonymize import Access, Anonymizer
@@ -186,7 +187,12 @@ class StoreQueryBackend:
         """A store call with its failures as the errors the protocol reports."""
         try:
             return (yield method(*args, **kw))
-        except UnknownJobError:
+        except UnknownJobError as e:
+            zombie = getattr(self._store, "is_zombie", None)
+            if zombie is not None and getattr(e, "job_id", None) is not None:
+                purged = yield zombie(e.job_id)
+                if purged:
+                    raise LBError(ErrorCode.EIDRM, "matching job already purged") from None
             raise LBError(ErrorCode.ENOENT, "no such job") from None
         except QueryError as e:
             raise LBError(ErrorCode.EINVAL, e.reason) from None
@@ -211,6 +217,13 @@ class StoreQueryBackend:
     def _matching(self, query, caller, want: int | None):
         readable, matched = yield self._readable(query, caller, want)
         if not matched:
+            named = [c.value for group in query for c in group
+                     if c.attr == Attr.JOBID and c.op == Op.EQUAL]
+            zombie = getattr(self._store, "is_zombie", None)
+            if named and zombie is not None and len(named) <= 100:
+                for job_id in named:
+                    if (yield zombie(job_id)):
+                        raise LBError(ErrorCode.EIDRM, "matching job already purged")
             raise LBError(ErrorCode.ENOENT, "no matching jobs found")
         if not readable:
             raise LBError(ErrorCode.EPERM, "not allowed to read any matching job")

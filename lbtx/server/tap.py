@@ -29,6 +29,7 @@ from lbtx.server.notify.locks import locks_for
 from lbtx.server.notify.registry import Registry, Validity
 from lbtx.server.notify.service import NotificationService, WakingStore
 from lbtx.server.intake import DEFAULT_MAX_MERGED_EVENTS, IntakeHandler
+from lbtx.server.maintenance import Maintenance
 from lbtx.server.options import DEFAULT_QUERY_ENDPOINT, ServerOptions
 from lbtx.server.peers import store_identify
 from lbtx.server.queries import StoreQueryBackend
@@ -143,6 +144,9 @@ def _query_factory(options, store, reactor, notifications=None,
         legacy.notifications = LegacyNotifications(notifications.registry)
         api.notifications = NotificationApi(notifications.registry, notifications.receiver,
                                             server=server, bad_request=BadRequest)
+    legacy.maintenance = Maintenance(store, backend.policy, server=server,
+                                     data_dir=options["data-dir"], clock=reactor,
+                                     identity=options["server-identity"])
     web = WebPages(backend, server=server, clock=reactor, request_timeout=timeout,
                    notifications=store if hasattr(store, "registrations") else None,
                    identity=options["server-name"] or None)

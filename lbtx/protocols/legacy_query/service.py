@@ -24,7 +24,9 @@ from lbtx.protocols.legacy_query.errors import (ErrorCode, LBError, Operation, R
 from lbtx.protocols.legacy_query.escaping import escape, to_wire
 from lbtx.protocols.legacy_query.http import HTTPRequest, HTTPResponse
 from lbtx.protocols.legacy_query.interfaces import EventsAnswer, IQueryBackend, JobsAnswer
+from lbtx.protocols.legacy_query import maintenance_xml
 from lbtx.protocols.legacy_query.jobstat import jobstat_element
+from lbtx.protocols.legacy_query.maintenance_xml import DumpRequest, LoadRequest, PurgeRequest
 from lbtx.protocols.legacy_query.messages import (
     IndexedAttrsRequest, JobStatusRequest, NotifRequest, QueryEventsRequest, QueryJobsRequest,
     QueryResults, SequenceCodeRequest, StatusFlag, UserJobsRequest)
@@ -95,6 +97,8 @@ class QueryService:
     log = Logger()
     #: the answerer of ``/notifRequest`` (a LegacyNotifications), set by the server
     notifications = None
+    #: the server's lbtx.server.maintenance.Maintenance (purge, dump, load), or None
+    maintenance = None
 
     def __init__(self, backend, *, server: tuple[str, int], clock,
                  request_timeout: float = REQUEST_TIMEOUT, limits: XMLLimits = DEFAULT_LIMITS):
@@ -188,7 +192,26 @@ class QueryService:
                 raise LBError(ErrorCode.ENOSYS, "notifications are not enabled")
             d = self.notifications.handle(req, caller)
             return d.addCallback(lambda text: self._ok(decision, text))
+        if isinstance(req, (PurgeRequest, DumpRequest, LoadRequest)):
+            return self._maintenance(req, decision, caller)
         raise LBError(ErrorCode.ENOSYS, f"{type(req).__name__} is not supported")
+
+    def _maintenance(self, req, decision: Dispatch, caller):
+        if self.maintenance is None:
+            raise LBError(ErrorCode.ENOSYS, f"{type(req).__name__} is not enabled")
+        m = self.maintenance
+        if isinstance(req, PurgeRequest):
+            def purged(answer):
+                result, accepted = answer
+                if accepted:
+                    return HTTPResponse(202, API_HEADERS, None)
+                return self._ok(decision, maintenance_xml.purge_result(result))
+            return m.purge(req, caller).addCallback(purged)
+        if isinstance(req, DumpRequest):
+            return m.dump(req, caller).addCallback(
+                lambda result: self._ok(decision, maintenance_xml.dump_result(result)))
+        return m.load(req, caller).addCallback(
+            lambda result: self._ok(decision, maintenance_xml.load_result(result)))
 
     @staticmethod
     def _check(conditions, mode: QueryResults, single: Attr, name: str):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from lbtx.errors import LBFormatError
 from lbtx.jobid import JobId, NotifId
 from lbtx.query.conditions import QueryError, check_job_query
+from lbtx.protocols.legacy_query import maintenance_xml
 from lbtx.protocols.legacy_query.conditions_xml import ConditionCounter, parse_block
 from lbtx.protocols.legacy_query.errors import ErrorCode, RequestError
 from lbtx.protocols.legacy_query.messages import (
@@ -199,4 +200,7 @@ PARSERS = {
     "/querySequenceCode": parse_sequence_code,
     "/indexedAttrs": parse_indexed_attrs,
     "/notifRequest": parse_notif,
+    "/purgeRequest": maintenance_xml.parse_purge,
+    "/dumpRequest": maintenance_xml.parse_dump,
+    "/loadRequest": maintenance_xml.parse_load,
 }
