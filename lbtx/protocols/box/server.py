@@ -66,7 +66,7 @@ class ServerLimits:
     max_batch: int = DEFAULT_MAX_BATCH          #: most events per batch
     max_pending: int = 8                        #: requests queued before reading pauses
     max_connections: int | None = None          #: open connections; more are refused
-    handshake_timeout: float = 30 * SECONDS     #: connect → handshake done
+    handshake_timeout: float = 30 * SECONDS     #: connect → handshake done (at most idle_timeout)
     idle_timeout: float = 60 * SECONDS          #: nothing outstanding, nothing received
     request_timeout: float = 120 * SECONDS      #: one handler call
     close_timeout: float = 10 * SECONDS         #: our last bytes → abort
@@ -129,7 +129,7 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         self._peer = self.transport.getPeer()
         self.peer_identity = self._identify(self.transport)
-        self._handshake_call = self._clock.callLater(self._limits.handshake_timeout,
+        self._handshake_call = self._clock.callLater(self._handshake_limit(),
                                                      self._handshake_expired)
 
     def dataReceived(self, data: bytes) -> None:
@@ -311,10 +311,14 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
             self._idle_armed = idle
             self.setTimeout(self._limits.idle_timeout if idle else None)
 
+    def _handshake_limit(self) -> float:
+        """A peer that says nothing is idle too: the shorter of the two deadlines."""
+        return min(self._limits.handshake_timeout, self._limits.idle_timeout)
+
     def _handshake_expired(self) -> None:
         self._handshake_call = None
         self.log.warn("dropping connection from {peer}: no handshake within {timeout} s",
-                      peer=self._peer, timeout=self._limits.handshake_timeout)
+                      peer=self._peer, timeout=self._handshake_limit())
         self._close(b"")
 
     def _close(self, data: bytes) -> None:
