@@ -309,12 +309,15 @@ async def test_two_postgres_stores_keep_seqs_gap_free(pg_dsn):
         jobs = [new_id() for _ in range(24)]
         everything = await stores[0].register(reg(expires=2**40))
         some = await stores[1].register(reg(job_ids=jobs[::3], expires=2**40))
+        acked = await stores[1].register(reg(expires=2**40))
         await defer.gatherResults([stores[i % 2].accept_events([regjob(j)])
                                    for i, j in enumerate(jobs)], consumeErrors=True)
         work = []
         for i, j in enumerate(jobs):
             work.append(stores[i % 2].accept_events([running(j)]))
             work.append(stores[(i + 1) % 2].accept_events([running(jobs[-1 - i])]))
+            if i % 4 == 0:  # the delivery side acknowledges while intake goes on
+                work.append(stores[i % 2].acknowledge(acked.notif_id, 24 + i))
         await defer.gatherResults(work, consumeErrors=True)
         await defer.gatherResults([stores[i % 2].accept_events([abort(j)])
                                    for i, j in enumerate(jobs)], consumeErrors=True)
@@ -329,6 +332,11 @@ async def test_two_postgres_stores_keep_seqs_gap_free(pg_dsn):
             # each Running was sent twice, by both stores: the second is a duplicate
             # that changes nothing and is not notified
             assert per_job == {str(j): ["Submitted", "Running", "Aborted"] for j in watched}
+        left = await stores[0].messages(acked.notif_id, after_seq=0, limit=10000)
+        assert (await stores[0].registration(acked.notif_id)).last_seq == 3 * len(jobs)
+        assert [m.seq for m in left] == list(range(3 * len(jobs) - len(left) + 1,
+                                                   3 * len(jobs) + 1))
+        assert len(left) <= 2 * len(jobs)  # the Submitted ones at least were acknowledged
     finally:
         for s in stores:
             await s.stop()
