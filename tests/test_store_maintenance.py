@@ -158,3 +158,29 @@ async def test_paging(store, monkeypatch):
     purged, lines = await store.purge(got, T0.sec + 10 * DAY, dump=True)
     assert sorted(purged) == sorted(got) and len(lines) == 22
     assert await store.purge_candidates(PREFIX, T0.sec + 10 * DAY) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_purge_notifies_the_move_to_purged(store):
+    """§9.5: a purge matches registrations with the new state Purged, in its
+    transaction; terminal_states registrations get it only when the job was not
+    already in a terminal state; a dry run queues nothing."""
+    from lbtx.server.notify.model import Flags, Registration
+    a, b = job("na"), job("nb")
+    later = T0.sec + 100 * DAY
+    await store.accept_events([reg(a), reg(b), clear(b, Timeval(T0.sec + 5, 0))])
+    every = Registration("https://lb.example.org:9000/NOTIF:purgeAll1", ALICE, None, later,
+                         (), (str(a), str(b)), Flags.NONE)
+    terminal = Registration("https://lb.example.org:9000/NOTIF:purgeTerm1", ALICE, None, later,
+                            (), (str(a), str(b)), Flags.TERMINAL_STATES)
+    await store.register(every)
+    await store.register(terminal)
+    await store.purge([str(a), str(b)], T0.sec + 10, really=False)
+    assert await store.messages(every.notif_id, after_seq=0, limit=10) == []
+    await store.purge([str(a), str(b)], T0.sec + 10)
+    got = await store.messages(every.notif_id, after_seq=0, limit=10)
+    assert sorted(m.job_id for m in got) == sorted([str(a), str(b)])
+    assert all(m.document["status"]["state"] == "Purged" for m in got)
+    assert [m.seq for m in got] == [1, 2]
+    term = await store.messages(terminal.notif_id, after_seq=0, limit=10)
+    assert [m.job_id for m in term] == [str(a)]      # b was Cleared already

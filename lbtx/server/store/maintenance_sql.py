@@ -15,11 +15,13 @@ dialects like :mod:`~lbtx.server.store.batch`.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Callable, Iterable
 
 from lbtx.schema import JobState
 from lbtx.server.store import rows
 from lbtx.server.store.sql import Dialect, Work
+from lbtx.timeval import Timeval
 
 __all__ = ["purge_candidates", "purge_jobs", "dump_events", "zombie", "server_state",
            "set_server_state", "DEFAULT_TIMEOUTS", "NEVER", "PAGE"]
@@ -98,11 +100,39 @@ def _with_subjobs(d: Dialect, job_ids: Iterable[str]) -> Work:
     return seen
 
 
+def _notify_purged(d: Dialect, present: list[str], now: int, policy, anonymizer) -> Work:
+    """Queue the notifications of the jobs' move to ``Purged`` (formats §9.5)."""
+    from lbtx.server.store import notify_sql, reads
+    from lbtx.jobid import JobId
+    found = []
+    for i in range(0, len(present), PAGE):
+        found += yield d.select(reads._RECORD_SELECT + " WHERE " + d.in_list("j.jobid"),
+                                (d.list_param(present[i:i + PAGE]),))
+    recs = yield from reads.records(d, found)
+    by_id = {r.job_id: r for r in recs}
+    outcomes = []
+    for rec in recs:
+        new = rec.status.copy()
+        new.state = JobState.PURGED
+        new.last_update_time = Timeval(now, 0)
+        step = SimpleNamespace(event=None, statuses={rec.job_id: new},
+                               before={rec.job_id: rec.status})
+        outcomes.append(SimpleNamespace(applied=[step]))
+    table = SimpleNamespace(get=lambda job_id: by_id.get(
+        job_id if isinstance(job_id, JobId) else JobId.parse(str(job_id))))
+    if outcomes:
+        yield from notify_sql.queue_matches(d, outcomes, table, Timeval(now, 0), policy,
+                                            anonymizer)
+
+
 def purge_jobs(d: Dialect, job_ids: list[str], now: int, *, really: bool, dump: bool,
-               lock: Callable[[list[str]], Work] | None = None) -> Work:
+               lock: Callable[[list[str]], Work] | None = None, notify=None,
+               anonymizer=None) -> Work:
     """Purge ``job_ids`` and their subjobs; returns ``(purged ids, dump lines)``
     where a dump line is ``(arrived_sec, arrived_usec, line)``. Without ``really``
-    nothing is changed (the ids and lines are what a purge would take)."""
+    nothing is changed (the ids and lines are what a purge would take). With
+    ``notify`` (the server's read policy) the registrations matching a job's move
+    to ``Purged`` get their messages in the same transaction."""
     every = yield from _with_subjobs(d, job_ids)
     if lock is not None and really:
         yield from lock(every)
@@ -124,6 +154,8 @@ def purge_jobs(d: Dialect, job_ids: list[str], now: int, *, really: bool, dump: 
             lines += [(sec, usec, rows.line_text(text, raw)) for sec, usec, text, raw, _, _
                       in found]
         lines.sort(key=lambda x: (x[0], x[1]))
+    if really and present and notify is not None:
+        yield from _notify_purged(d, present, now, notify, anonymizer)
     if really and present:
         for i in range(0, len(present), PAGE):
             chunk = d.list_param(present[i:i + PAGE])

@@ -48,8 +48,10 @@ class MaintenanceStoreMixin:
             chunk = ids[i:i + PURGE_CHUNK]
             run = self._notify_write if really else self._notify_read
             got, chunk_lines = yield run(
-                lambda chunk=chunk: m.purge_jobs(d, chunk, now, really=really, dump=dump,
-                                                 lock=lock))
+                lambda chunk=chunk: m.purge_jobs(
+                    d, chunk, now, really=really, dump=dump, lock=lock,
+                    notify=getattr(self, "read_policy", None),
+                    anonymizer=getattr(self, "anonymizer", None)))
             purged += got
             lines += chunk_lines
         return purged, lines
