@@ -59,6 +59,20 @@ def _terminate_others(dsn: str) -> int:
         admin.close()
 
 
+def _slot_locks(dsn: str) -> list[int]:
+    """The slot counts that sessions on the database hold the shared lock on."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND "
+                        "classid = %s::bigint::oid AND objsubid = 2 AND database = (SELECT oid "
+                        "FROM pg_database WHERE datname = current_database())",
+                        (LOCK_SLOTS_CLASS,))
+            return [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 async def _until(predicate, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -145,6 +159,8 @@ async def test_stores_with_different_lock_slots_refuse_to_share_a_database(pg_ds
         await same.stop()
     finally:
         await first.stop()
+    # the server drops a closed session's locks when its backend has exited
+    await _until(lambda: not _slot_locks(pg_dsn))
     later = PostgresJobStore(pg_dsn, reactor, lock_slots=8, connections=2)
     await later.start()
     await later.stop()
