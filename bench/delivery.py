@@ -15,7 +15,9 @@ measurement, in the same run and on the same filesystem, the baseline: a minimal
 loop appending the same lines (those the logger just wrote to its job files) to
 one file with one fdatasync per batch of the logger's mean group-commit size
 (bench/spool.py), i.e. what this disk can do with that batch size. The ratio compares the two. Latency is per call, from send to
-acknowledgement, as the producer sees it.
+acknowledgement, as the producer sees it. CPU per event (user + system, during the
+measured interval) is given for the logger process and for the producers (their
+sum over all events): on a shared, loaded machine it is steadier than the rates.
 
 Usage: ``.venv/bin/python bench/delivery.py [--events N] [--producers 1,16]
 [--modes one,batch] [--batch B] [--rounds R] [--dir D]``
@@ -64,6 +66,7 @@ def _produce(sock: str, events: int, batch: int, warmup, start, ready, done) -> 
     latencies = []
     clock = time.perf_counter
     start.wait()
+    cpu0 = time.process_time()
     if batch <= 1:
         for i in range(events):
             t = clock()
@@ -76,8 +79,15 @@ def _produce(sock: str, events: int, batch: int, warmup, start, ready, done) -> 
             t = clock()
             producer.log_many(items)
             latencies.append(clock() - t)
-    done.put((events, latencies))
+    done.put((events, latencies, time.process_time() - cpu0))
     producer.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start_logger(base: str, name: str):
@@ -144,22 +154,27 @@ def measure(base: str, producers: int, events: int, batch: int) -> dict:
         for _ in procs:   # everyone connected and warmed up
             if not ready.acquire(timeout=120):
                 raise RuntimeError("a producer did not start")
+        cpu0 = _cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         start.set()
         results = [done.get(timeout=600) for _ in procs]
         elapsed = time.perf_counter() - t0
+        logger_cpu = _cpu_seconds(proc.pid) - cpu0
         for p in procs:
             p.join()
     finally:
         lines, batches = _stop_logger(proc, log)
-    total = sum(n for n, _ in results)
-    latencies = sorted(x for _, lat in results for x in lat)
+    total = sum(n for n, _, _ in results)
+    latencies = sorted(x for _, lat, _ in results for x in lat)
+    producer_cpu = sum(c for _, _, c in results)
     # the logger's count includes the warm-up: one event per producer, each alone
     mean_batch = (lines - producers) / max(1, batches - producers)
     spooled = _spooled_lines(os.path.join(base, name))
     shutil.rmtree(os.path.join(base, name), ignore_errors=True)
     return dict(rate=total / elapsed, p50=_quantile(latencies, 0.50),
-                p99=_quantile(latencies, 0.99), mean_batch=mean_batch, lines=spooled)
+                p99=_quantile(latencies, 0.99), mean_batch=mean_batch,
+                logger_us=logger_cpu / total * 1e6, producer_us=producer_cpu / total * 1e6,
+                lines=spooled)
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -182,7 +197,8 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}); baseline: the same lines, one fdatasync per the "
           f"logger's mean group commit")
     print(f"{'mode':>6} {'prod':>4} {'acks/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'lines/fsync':>11} {'baseline/s':>10} {'ratio':>6}")
+          f"{'lines/fsync':>11} {'baseline/s':>10} {'ratio':>6} {'logger us/ev':>12} "
+          f"{'prod us/ev':>10}")
     try:
         for mode in args.modes.split(","):
             batch = 1 if mode == "one" else args.batch
@@ -199,7 +215,8 @@ def main() -> None:
                 ratio = statistics.median(r["rate"] / r["baseline"] for r in rounds)
                 print(f"{mode:>6} {producers:>4} {fig['rate']:>8.0f} {fig['p50'] * 1e3:>7.2f} "
                       f"{fig['p99'] * 1e3:>7.2f} {fig['mean_batch']:>11.1f} "
-                      f"{fig['baseline']:>10.0f} {ratio:>6.0%}", flush=True)
+                      f"{fig['baseline']:>10.0f} {ratio:>6.0%} {fig['logger_us']:>12.1f} "
+                      f"{fig['producer_us']:>10.1f}", flush=True)
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
