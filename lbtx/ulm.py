@@ -451,7 +451,8 @@ def format(ev: Event, *, newline: bool = True) -> str:
     parts = ["DATE=" + h["timestamp"](ev.timestamp)]
     if ev.arrived is not None and ev.arrived != NULL_TIME:
         parts.append("ARR_DATE=" + h["arrived"](ev.arrived))
-    parts.append('HOST="' + h["host"](ev.host) + '"')
+    if ev.host is not None:  # unset only in an incomplete notification record
+        parts.append('HOST="' + h["host"](ev.host) + '"')
     parts.append("PROG=edg-wms")
     parts.append("LVL=" + ev.level.name)
     parts.append("DG.PRIORITY=" + str(ev.priority))
