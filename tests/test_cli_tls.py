@@ -6,40 +6,23 @@ untrusted server or a plaintext attempt fails with a reason."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 
 from lbtx.cli.connection import tls_wanted
-from lbtx.cli.main import main
 
+from ca_support import make_ca
 from cli_support import command_env, free_port_pair, registered, run
 from daemon_support import start_daemon, stop_daemon
 
 ALICE = "/DC=org/DC=example/CN=alice"
 
 
-def lbtx(*args) -> None:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    assert code == 0, err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("clitls") / "ca"
-    lbtx("ca", "init", d, "--key-type", "ec")
-    lbtx("ca", "host", d, "localhost", "--key-type", "ec")
-    for user in ("alice", "bob"):
-        lbtx("ca", "user", d, user, "--key-type", "ec")
-        lbtx("ca", "proxy", "--cert", d / "users" / user / "usercert.pem", "--key",
-             d / "users" / user / "userkey.pem", "--out", d / f"{user}-proxy.pem",
-             "--key-type", "ec")
-    other = d.parent / "other-ca"
-    lbtx("ca", "init", other, "--key-type", "ec")
+    d = make_ca(tmp_path_factory.mktemp("clitls") / "ca", ["alice", "bob"])
+    make_ca(d.parent / "other-ca")
     return d
 
 
@@ -60,7 +43,7 @@ def server(pki, tmp_path_factory):
 
 def _env(pki: Path, port: int, user: str = "alice", **extra) -> dict:
     settings = {"GLITE_WMS_QUERY_SERVER": f"localhost:{port}",
-                "X509_USER_PROXY": str(pki / f"{user}-proxy.pem"),
+                "X509_USER_PROXY": str(pki / f"{user}.pem"),
                 "X509_CERT_DIR": str(pki / "certificates")}
     settings.update(extra)
     return command_env(**settings)

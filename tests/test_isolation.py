@@ -13,7 +13,6 @@ and tags were stored exactly where the sender held TAG.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import random
@@ -24,7 +23,6 @@ from urllib.parse import quote
 import pytest
 
 from lbtx.cli.environment import Address
-from lbtx.cli.main import main
 from lbtx.cli.query_client import ANSWER_HTTP_LIMITS, QueryClient
 from lbtx.cli.store_client import send_events
 from lbtx.cli.connection import connect
@@ -32,6 +30,7 @@ from lbtx.protocols.box.messages import ResultCode
 from lbtx.protocols.legacy_query.http import ResponseDecoder, format_request
 from lbtx.query.conditions import Attr, Condition, Op
 
+from ca_support import make_ca
 from cli_support import command_env, free_port_pair, run
 from daemon_support import start_daemon, stop_daemon
 
@@ -42,25 +41,11 @@ SEQ = "UI={ui:06d}:NS={ns:010d}:WM=000000:BH=0000000000:JSS=000000:LM=000000:LRM
       "APP=000000:LBS=000000"
 
 
-def lbtx(*args) -> None:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    assert code == 0, err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The server, the users' jobs, the grants; yields a dict describing them."""
     tmp = tmp_path_factory.mktemp("isolation")
-    pki = tmp / "ca"
-    lbtx("ca", "init", pki, "--key-type", "ec")
-    lbtx("ca", "host", pki, "localhost", "--key-type", "ec")
-    for user in USERS:
-        lbtx("ca", "user", pki, user, "--key-type", "ec")
-        lbtx("ca", "proxy", "--cert", pki / "users" / user / "usercert.pem", "--key",
-             pki / "users" / user / "userkey.pem", "--out", pki / f"{user}.pem",
-             "--key-type", "ec")
+    pki = make_ca(tmp / "ca", list(USERS))
     port = free_port_pair()
     host = pki / "hosts" / "localhost"
     tls = (f"interface=127.0.0.1:cert={host / 'hostcert.pem'}:key={host / 'hostkey.pem'}"

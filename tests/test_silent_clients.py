@@ -6,25 +6,16 @@ the daemons keep serving others meanwhile."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import socket
 import time
 
 import pytest
 
-from lbtx.cli.main import main
-
+from ca_support import make_ca
 from daemon_support import free_port, free_port_pair, start_daemon, stop_daemon
 
 IDLE = 1.5        # --idle-timeout of the daemons, seconds
 MARGIN = 6.0      # scheduling slack on a loaded machine
-
-
-def _lbtx(*args) -> None:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        assert main([str(a) for a in args]) == 0, err.getvalue()
 
 
 def _dropped_after(address) -> float:
@@ -45,9 +36,7 @@ def _dropped_after(address) -> float:
 @pytest.fixture(scope="module")
 def daemons(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("silent")
-    pki = tmp / "ca"
-    _lbtx("ca", "init", pki, "--key-type", "ec")
-    _lbtx("ca", "host", pki, "localhost", "--key-type", "ec")
+    pki = make_ca(tmp / "ca")
     host = pki / "hosts" / "localhost"
     tls = (f"interface=127.0.0.1:cert={host / 'hostcert.pem'}:key={host / 'hostkey.pem'}"
            f":cadir={pki / 'certificates'}:handshake_timeout={IDLE}")

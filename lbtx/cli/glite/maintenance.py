@@ -76,6 +76,28 @@ def _uldate(epoch: int) -> str:
     return Timeval(int(epoch), 0).to_ulm()
 
 
+def _begin(argv, out, err, settings, short: str, longs: list[str], usage):
+    """Common start of the three commands: ``(opts, rest, out, err, settings, prog)``,
+    or the exit status of a command line getopt refuses."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    out, err = out or sys.stdout, err or sys.stderr
+    settings = settings or Settings.from_env()
+    prog = program_name()
+    try:
+        opts, rest = getopt.gnu_getopt(args, short, longs)
+    except getopt.GetoptError as e:
+        err.write(f"{prog}: {e.msg}\n")
+        usage(prog, err)
+        return 1
+    return opts, rest, out, err, settings, prog
+
+
+def _failed(err: TextIO, call: str, e) -> None:
+    """``Error running the <call>().`` and ``<error> (<desc>)`` on stderr."""
+    text = e.text() if isinstance(e, ClientError) else ClientError(ErrorCode.EINVAL, str(e)).text()
+    err.write(f"Error running the {call}().\n{text}\n")
+
+
 # --- glite-lb-purge ----------------------------------------------------------------------------
 def _purge_usage(prog: str, err: TextIO) -> None:
     err.write(f"Usage: {prog} [-m|--server host:port] [-j|--jobs file] [-a|--aborted T]\n"
@@ -87,20 +109,13 @@ def _purge_usage(prog: str, err: TextIO) -> None:
 
 def purge_main(argv: list[str] | None = None, *, out: TextIO | None = None,
                err: TextIO | None = None, settings: Settings | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    out, err = out or sys.stdout, err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(
-            args, "m:j:a:c:n:e:o:rlsit:bxX:dhv",
-            ["server=", "jobs=", "aborted=", "cleared=", "cancelled=", "done=", "other=",
-             "dry-run", "return-list", "server-dump", "client-dump", "target-runtime=",
-             "background", "proxy", "sock=", "debug", "help", "version"])
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        _purge_usage(prog, err)
-        return 1
+    begun = _begin(argv, out, err, settings, "m:j:a:c:n:e:o:rlsit:bxX:dhv",
+                   ["server=", "jobs=", "aborted=", "cleared=", "cancelled=", "done=", "other=",
+                    "dry-run", "return-list", "server-dump", "client-dump", "target-runtime=",
+                    "background", "proxy", "sock=", "debug", "help", "version"], _purge_usage)
+    if isinstance(begun, int):
+        return begun
+    opts, rest, out, err, settings, prog = begun
     server = jobs_file = proxy = None
     timeouts: dict[JobState, int] = {}
     other = None
@@ -168,21 +183,15 @@ def purge_main(argv: list[str] | None = None, *, out: TextIO | None = None,
         address = _address(settings, server, proxy)
         error, result = _post(address, settings.query_timeout, "/purgeRequest",
                               mx.write_purge(req), mx.read_purge_result)
-    except AddressError as e:
-        err.write("Error running the edg_wll_Purge().\n")
-        err.write(f"{ClientError(ErrorCode.EINVAL, str(e)).text()}\n")
-        return 1
-    except ClientError as e:
-        if e.code == ErrorCode.ACCEPTED_OK:  # the server goes on in the background
-            err.write(f"{e.text()}\n")
+    except (AddressError, ClientError) as e:
+        if isinstance(e, ClientError) and e.code == ErrorCode.ACCEPTED_OK:
+            err.write(f"{e.text()}\n")  # the server goes on in the background
             return 0
-        err.write("Error running the edg_wll_Purge().\n")
-        err.write(f"{e.text()}\n")
+        _failed(err, "edg_wll_Purge", e)
         return 1
     status = 0
     if error is not None:
-        err.write("Error running the edg_wll_Purge().\n")
-        err.write(f"{ClientError(*error).text()}\n")
+        _failed(err, "edg_wll_Purge", ClientError(*error))
         status = 1
         if error[0] not in (ErrorCode.ENOENT, ErrorCode.EPERM, ErrorCode.EINVAL):
             return status
@@ -216,17 +225,11 @@ def _interval_lines(out: TextIO, result) -> None:
 
 def dump_main(argv: list[str] | None = None, *, out: TextIO | None = None,
               err: TextIO | None = None, settings: Settings | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    out, err = out or sys.stdout, err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(args, "m:f:t:dhv",
-                                       ["server=", "from=", "to=", "debug", "help", "version"])
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        _dump_usage(prog, err)
-        return 1
+    begun = _begin(argv, out, err, settings, "m:f:t:dhv",
+                   ["server=", "from=", "to=", "debug", "help", "version"], _dump_usage)
+    if isinstance(begun, int):
+        return begun
+    opts, rest, out, err, settings, prog = begun
     server, start, end = None, mx.DUMP_LAST_END, mx.DUMP_NOW
     for opt, value in opts:
         if opt in ("-h", "--help"):
@@ -257,14 +260,10 @@ def dump_main(argv: list[str] | None = None, *, out: TextIO | None = None,
         error, result = _post(address, settings.query_timeout, "/dumpRequest",
                               mx.write_dump(mx.DumpRequest(start, end)), mx.read_dump_result)
     except (AddressError, ClientError) as e:
-        text = e.text() if isinstance(e, ClientError) else \
-            ClientError(ErrorCode.EINVAL, str(e)).text()
-        err.write("Error running the edg_wll_DumpEvents().\n")
-        err.write(f"{text}\n")
+        _failed(err, "edg_wll_DumpEvents", e)
         return 0
     if error is not None:
-        err.write("Error running the edg_wll_DumpEvents().\n")
-        err.write(f"{ClientError(*error).text()}\n")
+        _failed(err, "edg_wll_DumpEvents", ClientError(*error))
         return 0
     out.write("Dump result:\n")
     if result.server_file:
@@ -283,17 +282,11 @@ def _load_usage(prog: str, err: TextIO) -> None:
 
 def load_main(argv: list[str] | None = None, *, out: TextIO | None = None,
               err: TextIO | None = None, settings: Settings | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    out, err = out or sys.stdout, err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(args, "m:f:dhv",
-                                       ["server=", "file=", "debug", "help", "version"])
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        _load_usage(prog, err)
-        return 1
+    begun = _begin(argv, out, err, settings, "m:f:dhv",
+                   ["server=", "file=", "debug", "help", "version"], _load_usage)
+    if isinstance(begun, int):
+        return begun
+    opts, rest, out, err, settings, prog = begun
     server = path = None
     for opt, value in opts:
         if opt in ("-h", "--help"):
@@ -316,14 +309,10 @@ def load_main(argv: list[str] | None = None, *, out: TextIO | None = None,
                               mx.write_load(mx.LoadRequest(path)),
                               lambda data: mx.read_dump_result(data, "edg_wll_LoadResult"))
     except (AddressError, ClientError) as e:
-        text = e.text() if isinstance(e, ClientError) else \
-            ClientError(ErrorCode.EINVAL, str(e)).text()
-        err.write("Error running the edg_wll_LoadEvents().\n")
-        err.write(f"{text}\n")
+        _failed(err, "edg_wll_LoadEvents", e)
         return 0
     if error is not None:
-        err.write("Error running the edg_wll_LoadEvents().\n")
-        err.write(f"{ClientError(*error).text()}\n")
+        _failed(err, "edg_wll_LoadEvents", ClientError(*error))
         if not result.server_file:
             return 0
     out.write("Load result:\n")
