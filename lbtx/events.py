@@ -82,27 +82,11 @@ class Event:
     def validate(self, *, require_user: bool = True, require_job_id: bool = True) -> "Event":
         """Check types and completeness; raise :class:`LBFormatError` saying what is wrong.
 
-        Returns the event, so that ``Cls(...).validate()`` reads naturally.
+        Returns the event, so that ``Cls(...).validate()`` reads naturally. (Each
+        class gets its own compiled version, :func:`_make_validator`; this one is
+        the reference it must agree with.)
         """
-        for spec in HEADER:
-            value = getattr(self, spec.py_name)
-            if spec.py_name == "user" and not require_user and value is None:
-                continue
-            if spec.py_name == "job_id" and not require_job_id and value is None:
-                continue
-            _check_value(self.type_name, spec, value)
-            if spec.required and spec.py_name != "level" and is_unset(spec, value):
-                if spec.type == "string" and value == "":
-                    continue  # HOST and DG.SEQCODE may be empty
-                raise LBFormatError(f"{self.type_name}: required header field {spec.ulm_key} is missing",
-                                    code="MSG_INCOMPLETE", key=spec.ulm_key)
-        for spec in self.attr_specs:
-            value = getattr(self, spec.py_name)
-            _check_value(self.type_name, spec, value)
-            if spec.required and is_unset(spec, value):
-                raise LBFormatError(f"{self.type_name}: required attribute {spec.name} is missing",
-                                    code="MSG_INCOMPLETE", key=spec.ulm_key)
-        return self
+        return _validate_reference(self, require_user, require_job_id)
 
     # --- comparison and display ----------------------------------------------
     def __eq__(self, other: object) -> bool:
@@ -154,11 +138,100 @@ def _check_value(type_name: str, spec: AttrSpec, value: Any) -> None:
                             key=spec.ulm_key or spec.name)
 
 
+def _validate_reference(ev: Event, require_user: bool, require_job_id: bool) -> Event:
+    """:meth:`Event.validate` field by field: the definition of what it accepts."""
+    for spec in HEADER:
+        value = getattr(ev, spec.py_name)
+        if spec.py_name == "user" and not require_user and value is None:
+            continue
+        if spec.py_name == "job_id" and not require_job_id and value is None:
+            continue
+        _check_field(ev, spec, value, True)
+    for spec in ev.attr_specs:
+        _check_field(ev, spec, getattr(ev, spec.py_name), False)
+    return ev
+
+
+def _check_field(ev: Event, spec: AttrSpec, value: Any, in_header: bool) -> None:
+    """The type and completeness checks of one field of ``ev`` (raise LBFormatError)."""
+    _check_value(ev.type_name, spec, value)
+    if in_header:
+        if spec.required and spec.py_name != "level" and is_unset(spec, value):
+            if spec.type == "string" and value == "":
+                return  # HOST and DG.SEQCODE may be empty
+            raise LBFormatError(f"{ev.type_name}: required header field {spec.ulm_key} is missing",
+                                code="MSG_INCOMPLETE", key=spec.ulm_key)
+    elif spec.required and is_unset(spec, value):
+        raise LBFormatError(f"{ev.type_name}: required attribute {spec.name} is missing",
+                            code="MSG_INCOMPLETE", key=spec.ulm_key)
+
+
+# Conditions (Python expressions over ``v``) under which a value certainly passes the
+# type check of _check_value; anything else goes to _check_field, which decides.
+_FAST_TYPE = {
+    "string": 'type(v) is str and "\\0" not in v',
+    "int": "type(v) is int and -9223372036854775808 <= v <= 9223372036854775807",
+    "port": "type(v) is int and 0 <= v <= 65535",
+    "bool": "type(v) is int or type(v) is bool",
+    "double": "type(v) is float and isfinite(v)",
+    "float": "type(v) is float and isfinite(v)",
+    "timeval": "type(v) is Timeval and 0 <= v[1] < 1000000 and 0 <= v[0] < 137438953472",
+    "jobid": "type(v) is JobId",
+    "notifid": "type(v) is NotifId",
+}
+
+
+def _fast_condition(spec: AttrSpec, i: int, in_header: bool) -> str | None:
+    """An expression true only for values of ``spec`` that _check_field accepts
+    (``NULL{i}`` is the sentinel, ``ENUM{i}`` the enumeration class); None if there
+    is no cheap one."""
+    if spec.enum is not None:
+        typed = f"type(v) is ENUM{i}" if spec.flags is None else "type(v) is int"
+    else:
+        typed = _FAST_TYPE.get(spec.type)
+        if typed is None:
+            return None
+    required = spec.required and not (in_header and spec.py_name == "level")
+    if required:
+        return f"({typed}) and v != NULL{i}"
+    if spec.null is None or spec.type == "timeval":
+        return f"v is None or ({typed})"
+    return typed
+
+
+def _make_validator(cls: type[Event]):
+    """``validate`` of ``cls``: a compiled sequence of cheap checks, one per slot;
+    a value that fails its cheap check is judged by _check_field, so the answers
+    (and the first error) are those of _validate_reference."""
+    ns: dict[str, Any] = {"Timeval": Timeval, "JobId": JobId, "NotifId": NotifId,
+                          "isfinite": math.isfinite, "check": _check_field}
+    lines = ["def validate(self, *, require_user=True, require_job_id=True):"]
+    fields = [(a, True) for a in HEADER] + [(a, False) for a in cls.attr_specs]
+    for i, (a, in_header) in enumerate(fields):
+        ns[f"SPEC{i}"] = a
+        ns[f"NULL{i}"] = null_value(a)
+        if a.enum is not None:
+            ns[f"ENUM{i}"] = ENUMS[a.enum]
+        cond = _fast_condition(a, i, in_header)
+        skip = {"user": "require_user", "job_id": "require_job_id"}.get(a.py_name) if in_header else None
+        lines.append(f"    v = self.{a.py_name}")
+        test = "True" if cond is None else f"not ({cond})"
+        if skip:
+            test = f"({test}) and (v is not None or {skip})"
+        lines.append(f"    if {test}:")
+        lines.append(f"        check(self, SPEC{i}, v, {in_header})")
+    lines.append("    return self")
+    exec("\n".join(lines) + "\n", ns)
+    validate = ns["validate"]
+    validate.__doc__ = Event.validate.__doc__
+    return validate
+
+
 def _make_class(spec: EventSpec) -> type[Event]:
     slots = tuple(a.py_name for a in spec.attrs)
     defaults = {a.py_name: null_value(a) for a in HEADER}
     defaults.update({a.py_name: null_value(a) for a in spec.attrs})
-    return type(spec.name, (Event,), {
+    cls = type(spec.name, (Event,), {
         "__slots__": slots,
         "spec": spec,
         "type_name": spec.name,
@@ -167,6 +240,8 @@ def _make_class(spec: EventSpec) -> type[Event]:
         "_defaults": defaults,
         "__doc__": spec.doc,
     })
+    cls.validate = _make_validator(cls)
+    return cls
 
 
 #: Event class by type name, e.g. ``EVENT_CLASSES["RegJob"]``.

@@ -49,6 +49,13 @@ class Timeval(NamedTuple):
     def from_ulm(cls, text: str) -> "Timeval":
         """Parse ``YYYYMMDDhhmmss[.uuuuuu]``; fewer than six microsecond digits are
         read as an integer count, as upstream does."""
+        if type(text) is str and len(text) == 21 and text[14] == "." and text.isascii() \
+                and text[:14].isdigit() and text[15:].isdigit():
+            # the usual YYYYMMDDhhmmss.uuuuuu (ASCII digits only), read the same way
+            day = _day_start(text[:8])
+            h, mi, s = int(text[8:10]), int(text[10:12]), int(text[12:14])
+            if day is not None and h < 24 and mi < 60 and s < 61:
+                return cls(day + h * 3600 + mi * 60 + s, int(text[15:]))
         if not isinstance(text, str):
             raise LBFormatError(f"a ULM date is text, not {type(text).__name__}")
         if len(text) < 14 or not _DIGITS.issuperset(text[:14]):

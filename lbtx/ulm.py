@@ -38,6 +38,12 @@ _VALUE = r'"[^"\\]*(?:\\.[^"\\]*)*"|[^ \t\n"\\=]*'
 _FIELD = rf"(?:{_NAME})=(?:{_VALUE})"
 _FIELDS_RE = re.compile(rf"([ \t]*)({_NAME})=({_VALUE})", re.S)
 _first = operator.itemgetter(0)
+# The same fields for parse's fast path: blanks, key, the opening quote (closing
+# quotes are not captured), the quoted text or the bare one; possessive, as the
+# parts never need to give back.
+_FAST_FIELDS_RE = re.compile(
+    r'([ \t]*+)([A-Za-z0-9._-]++)=(?:(")([^"\\]*+(?:\\.[^"\\]*+)*+)"|([^ \t\n"\\=]*+))', re.S)
+_third = operator.itemgetter(2)
 _UNESCAPE_RE = re.compile(r"\\(.)", re.S)
 _INT_RE = re.compile(r"[+-]?[0-9]{1,19}\Z")
 # what C strtod reads as a decimal number (Python's float() also takes "1_0", Unicode digits, blanks)
@@ -195,6 +201,7 @@ _EVENT_KEYS = {
 }
 # every event-specific key -> the type it belongs to (for KEY_MISUSE)
 _ALL_EVENT_KEYS = {a.ulm_key: s.name for s in EVENT_SPECS for a in s.attrs}
+_EVENT_KEY_SET = frozenset(_ALL_EVENT_KEYS)
 # keys that may not repeat
 _KNOWN_KEYS = frozenset(_HEADER_KEYS) | frozenset(_ALL_EVENT_KEYS) | {"DG.EVNT"}
 # header strings that may legitimately be empty
@@ -300,6 +307,93 @@ def parse(line: str, *, max_length: int = DEFAULT_MAX_LENGTH, require_user: bool
 
     Raises :class:`ULMError` for anything that is not a complete, valid record.
     """
+    if type(line) is str and len(line) <= max_length and "\0" not in line:
+        ev = _parse_fast(line, require_user, require_job_id)
+        if ev is not None:
+            return ev
+    return _parse_reference(line, max_length, require_user, require_job_id)
+
+
+def _parse_fast(line: str, require_user: bool, require_job_id: bool) -> Event | None:
+    """The event of an ordinary valid record, or None for anything else (errors,
+    notifications, duplicate keys, DG.ARRIVED ...), which :func:`_parse_reference`
+    then handles. Whenever it returns an event, it is the one _parse_reference gives."""
+    fields = _FAST_FIELDS_RE.findall(line)
+    if not fields or len(fields) > MAX_FIELDS:
+        return None
+    # as in _parse_reference: the fields must tile the line up to its trailing blanks
+    # and LF (each has an '=' and, if quoted, a closing quote that are not captured)
+    end = len(line) - 1 if line[-1:] == "\n" else len(line)
+    stop = end
+    while stop > 0 and line[stop - 1] in " \t":
+        stop -= 1
+    blanks = list(map(_first, fields))
+    if len("".join(map("".join, fields))) + len(fields) + len("".join(map(_third, fields))) \
+            != stop or "" in blanks[1:]:
+        return None
+    if len("".join(blanks)) - len(blanks[0]) + end - stop > MAX_SEPARATORS:
+        return None
+    raw = {name.upper(): quoted or bare for _, name, _, quoted, bare in fields}
+    if len(raw) != len(fields) or "DG.TYPE" in raw or "DG.ARRIVED" in raw:
+        return None
+    if "\\" in line:  # only quoted values can hold a backslash
+        for key, value in raw.items():
+            if "\\" in value:
+                raw[key] = _unescape(value)
+    evnt = raw.get("DG.EVNT")
+    if not evnt:
+        return None
+    spec = event_spec(evnt)
+    if spec is None:
+        return None
+    found = _BUILDERS.get(spec.name)
+    if found is None:
+        return None
+    build, keys = found
+    extra = raw.keys() - keys
+    if extra and not _EVENT_KEY_SET.isdisjoint(extra):
+        return None  # KEY_MISUSE
+    try:
+        return build(raw.get, require_user, require_job_id)
+    except Exception:  # the reference parser says what is wrong
+        return None
+
+
+def _make_builder(type_name: str):
+    """``build(get, require_user, require_job_id)`` for ``type_name``: every slot
+    set once from the unquoted, unescaped texts (``get`` is the record's dict.get),
+    None if a value is too long or unset while required; conversion errors raise."""
+    cls = EVENT_CLASSES[type_name]
+    ns: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    lines = ["def build(get, require_user, require_job_id):", "    ev = new(cls)"]
+    keymap = _KEYMAP[type_name]
+    by_slot = {slot: key for key, (slot, _, _) in keymap.items()}
+    required = {slot: null for _, slot, null in _REQUIRED_HEADER + _REQUIRED_ATTRS[type_name]}
+    for i, (slot, default) in enumerate(cls._defaults.items()):
+        key = by_slot[slot]
+        _, convert, long_ok = keymap[key]
+        ns[f"D{i}"], ns[f"C{i}"] = default, convert
+        lines.append(f"    t = get({key!r})")
+        if convert is None:
+            lines.append(f"    ev.{slot} = D{i} if t is None else t")
+        else:
+            if not long_ok:
+                lines.append("    if t is not None and len(t) > 512:")
+                lines.append("        return None")
+            lines.append(f"    ev.{slot} = C{i}(t) if t else D{i}")
+        if slot in required:
+            ns[f"N{i}"] = required[slot]
+            cond = {"user": "require_user and ", "job_id": "require_job_id and "}.get(slot, "")
+            lines.append(f"    if {cond}ev.{slot} == N{i}:")
+            lines.append("        return None")
+    lines.append("    return ev")
+    exec("\n".join(lines) + "\n", ns)
+    return ns["build"], frozenset(keymap)
+
+
+def _parse_reference(line: str, max_length: int, require_user: bool,
+                     require_job_id: bool) -> Event:
+    """:func:`parse` step by step: the definition of what it accepts, and every error."""
     if not isinstance(line, str):
         raise _fail(f"a ULM record is text, not {type(line).__name__}")
     if len(line) > max_length:
@@ -427,6 +521,10 @@ def _check_complete(ev: Event, require_user: bool, require_job_id: bool) -> None
                 if getattr(ev, slot) == null:
                     raise _fail(f"{ev.type_name} record lacks {what}{key}", code="MSG_INCOMPLETE",
                                 key=key)
+
+
+#: event type -> (its builder, the keys it reads), for _parse_fast
+_BUILDERS = {name: _make_builder(name) for name in EVENT_CLASSES if name != "Notification"}
 
 
 def parse_bytes(data: bytes, **kw) -> Event:

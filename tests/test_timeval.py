@@ -153,3 +153,24 @@ def test_parsers_raise_only_lbformaterror(text):
         except LBFormatError:
             continue
         assert isinstance(t, Timeval) and 0 <= t.usec <= 999999
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=14, max_size=14) | st.sampled_from(
+           ["20240229235960", "20230229000000", "99991231235959", "00010101000000"]),
+       st.text(alphabet="0123456789", min_size=6, max_size=6) | st.sampled_from(["00000x", "\u0661" * 6]))
+def test_usual_form_read_as_the_general_form(seconds, micros):
+    """YYYYMMDDhhmmss.uuuuuu (read by a shortcut) gives what the seconds alone and the
+    microseconds (the general reading) give, or the same refusal."""
+    text = seconds + "." + micros
+    try:
+        whole = Timeval.from_ulm(seconds)
+    except LBFormatError:
+        with pytest.raises(LBFormatError):
+            Timeval.from_ulm(text)
+        return
+    if micros.isascii() and micros.isdigit():
+        assert Timeval.from_ulm(text) == Timeval(whole.sec, int(micros))
+    else:
+        with pytest.raises(LBFormatError):
+            Timeval.from_ulm(text)
