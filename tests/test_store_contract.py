@@ -269,6 +269,51 @@ async def test_many_subjob_registrations_of_a_stored_parent(store):
     assert list(rec.children) == subjobs and rec.status.children_num == n
 
 
+def _change_acl(job_id: JobId, who: str, permission: str, op: str, ts: int):
+    from lbtx.schema import ENUMS
+    return make_event("ChangeACL", job_id=job_id, user=ALICE, timestamp=Timeval(T0.sec + ts, 0),
+                      host="ui.example.org", source=Source.USER_INTERFACE,
+                      seqcode=SEQ.replace("UI=000000", f"UI={ts:06d}"), user_id=who,
+                      user_id_type=ENUMS["ChangeACLUserIdType"].DN,
+                      permission=ENUMS["ChangeACLPermission"][permission],
+                      permission_type=ENUMS["ChangeACLPermissionType"].ALLOW,
+                      operation=ENUMS["ChangeACLOperation"][op])
+
+
+@pytest_twisted.ensureDeferred
+async def test_acl_and_children_read_back_by_every_read(store):
+    """The ACL (in entry order, after an add and a removal) and the children come
+    back the same through job_status, query_jobs, user_jobs and children; a job
+    with neither reads back with none."""
+    from lbtx.query.conditions import Attr, Condition, Op
+    from lbtx.schema import ENUMS
+    dag, plain = new_id(), new_id()
+    events = [regjob(dag, jobtype=ENUMS["RegJobJobtype"].from_text("DAG"), nsubjobs=3,
+                     seed="seed-acl"), regjob(plain, t=Timeval(T0.sec + 1, 0))]
+    carol, dave = "/DC=org/DC=example/CN=Carol", "/DC=org/DC=example/CN=Dave"
+    for job in [dag] + dag.subjobs("seed-acl", 3):
+        events += [_change_acl(job, BOB, "READ", "ADD", 1), _change_acl(job, carol, "TAG", "ADD", 2),
+                   _change_acl(job, dave, "READ", "ADD", 3), _change_acl(job, carol, "TAG", "REMOVE", 4)]
+    await store.accept_events(events)
+    want_acl = [[BOB, "DN", "READ", "ALLOW"], [dave, "DN", "READ", "ALLOW"]]
+    kids = dag.subjobs("seed-acl", 3)
+    rec = await store.job_status(dag)
+    assert (rec.acl, list(rec.children)) == (want_acl, kids)
+    bare = await store.job_status(plain)
+    assert (bare.acl, list(bare.children)) == ([], [])
+    by_query = {r.job_id: r for r in await store.query_jobs(
+        ((Condition(Attr.JOBID, Op.EQUAL, dag), Condition(Attr.JOBID, Op.EQUAL, plain)),),
+        limit=None)}
+    by_owner = {r.job_id: r for r in await store.user_jobs(ALICE)}
+    for found in (by_query, by_owner):
+        assert (found[dag].acl, list(found[dag].children)) == (want_acl, kids)
+        assert (found[plain].acl, list(found[plain].children)) == ([], [])
+    children = await store.children(dag)
+    assert [c.job_id for c in children] == kids
+    assert all(c.acl == want_acl and not c.children for c in children)
+    assert await store.children(plain) == []
+
+
 @pytest_twisted.ensureDeferred
 async def test_undecodable_bytes_are_kept(store):
     """Records read with undecodable bytes (kept as surrogate escapes) are stored:

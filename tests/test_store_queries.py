@@ -172,6 +172,21 @@ async def test_user_jobs(loaded):
 
 
 @pytest_twisted.ensureDeferred
+async def test_user_job_ids(loaded):
+    """user_job_ids gives the ids of user_jobs' records, in the same order, and
+    honours the same subject spelling and limits."""
+    store, records = loaded
+    for owner in (BOB, ALICE, SCENARIO_USER, BOB.upper() + "/CN=proxy/CN=proxy"):
+        want = [r.job_id for r in await store.user_jobs(owner)]
+        got = await store.user_job_ids(owner)
+        assert got == want and all(isinstance(j, JobId) for j in got), owner
+    assert len(await store.user_job_ids(SCENARIO_USER)) > 3
+    assert await store.user_job_ids(BOB, limit=2) == (await store.user_job_ids(BOB))[:2]
+    assert await store.user_job_ids(BOB, limit=0) == []
+    assert await store.user_job_ids("/CN=nobody") == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_unresolved_owner_is_an_error(loaded):
     """An owner NULL condition (the caller) must be resolved by the front end."""
     store, _ = loaded

@@ -316,10 +316,10 @@ class StoreQueryBackend:
         """See :meth:`IQueryBackend.user_jobs`."""
         if caller is None:
             raise LBError(ErrorCode.EPERM, "user not authenticated")
-        records = yield self._store_call(self._store.user_jobs, str(caller))
-        if not records:
+        ids = yield self._store_call(self._store.user_job_ids, str(caller))
+        if not ids:
             raise LBError(ErrorCode.ENOENT, "no jobs of this user")
-        return [rec.job_id for rec in records]
+        return ids
 
     @inlineCallbacks
     def sequence_code(self, job_id, source, caller):

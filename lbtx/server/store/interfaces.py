@@ -145,6 +145,11 @@ class IJobStore(Interface):
         (compared as :func:`lbtx.subject.same` does), ordered by unique id, at most
         ``limit`` of them when given; an empty list when there are none."""
 
+    def user_job_ids(owner, *, limit=None):
+        """Fire with the :class:`lbtx.jobid.JobId` of the jobs :meth:`user_jobs`
+        gives, in the same order, without reading their records (for answers that
+        list ids only); an empty list when there are none."""
+
     def children(parent_id):
         """Fire with the records of the jobs whose parent is ``parent_id``, in the
         order they were linked to it (subjobs in index order); fail with

@@ -14,6 +14,11 @@ connection that the server closes while idle (a restart, an administrator's
 ``pg_terminate_backend``) is noticed at once and reconnected, without the
 reactor's "Unhandled Error" tracebacks; a transaction whose connection is gone
 is not rolled back on it (the server already did).
+
+Reads cost as few round trips as they can: a read made of one statement runs
+alone in autocommit (the statement is its own snapshot: one round trip), and a
+longer read sends ``BEGIN ... READ ONLY`` in the same message as its first
+statement (then one round trip per statement and the ``COMMIT``).
 """
 
 from __future__ import annotations
@@ -33,13 +38,16 @@ from lbtx.server.store.interfaces import StoreUnavailableError
 from lbtx.server.store.sql import Work
 
 __all__ = ["ConnectionPool", "PoolConnection", "ReconnectingDetector", "DatabaseConnectionLost",
-           "connect", "drive", "is_dead", "reason", "unavailable", "CONNECT_TIMEOUT"]
+           "connect", "drive", "is_dead", "reason", "unavailable", "CONNECT_TIMEOUT",
+           "READ_ONLY_BEGIN"]
 
 #: reconnection delays in seconds: at once, then growing to the cap
 FIRST_RETRY = 0.2
 MAX_RETRY = 5.0
 #: seconds one connection attempt may take
 CONNECT_TIMEOUT = 10.0
+#: how a read of several statements starts (sent with its first statement)
+READ_ONLY_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 
 def is_dead(f: Failure) -> bool:
@@ -113,6 +121,25 @@ class PoolConnection(txpostgres.Connection):
         d.addCallback(lambda value: cursor.execute("commit").addCallback(lambda _: value))
         d.addErrback(self._roll_back, cursor)
         return d
+
+    def runRead(self, work: Work, *, one_statement: bool = False) -> Deferred:
+        """Run the read ``work`` (see :meth:`ConnectionPool.run`) on this connection,
+        after any work queued on it; fire with its result."""
+        return self._doit(self._runRead, work, one_statement)
+
+    def _runRead(self, work: Work, one_statement: bool) -> Deferred:
+        cursor = self.cursor()
+        state = _ReadState(one_statement)
+        d = drive(cursor, work, state)
+
+        def done(value):
+            if not state.begun:
+                return value
+            return cursor.execute("commit").addCallback(lambda _: value)
+
+        def failed(f: Failure):
+            return self._roll_back(f, cursor) if state.begun else f
+        return d.addCallback(done).addErrback(failed)
 
     def _roll_back(self, f: Failure, cursor) -> Deferred:
         if self.pollable() is None or self.pollable().closed:
@@ -215,9 +242,34 @@ class ReconnectingDetector(reconnection.DeadConnectionDetector):
         self._delayed = None
 
 
+class _ReadState:
+    """How a read runs: alone in autocommit (``one_statement``), or in a read-only
+    transaction begun with its first statement (``begun`` once sent)."""
+
+    __slots__ = ("one_statement", "begun", "statements")
+
+    def __init__(self, one_statement: bool):
+        self.one_statement = one_statement
+        self.begun = False
+        self.statements = 0
+
+    def text(self, text: str) -> str:
+        """The text to send for the next statement of the read."""
+        self.statements += 1
+        if self.one_statement:
+            if self.statements > 1:
+                raise ValueError("a one-statement read asked for a second statement")
+            return text
+        if self.statements == 1:
+            self.begun = True  # from here on, a failure must roll back
+            return f"{READ_ONLY_BEGIN}; {text}"
+        return text
+
+
 @inlineCallbacks
-def drive(cursor, work: Work):
-    """Run ``work`` over a txpostgres cursor; fire with its result."""
+def drive(cursor, work: Work, read: _ReadState | None = None):
+    """Run ``work`` over a txpostgres cursor; fire with its result. With ``read``,
+    the statements' texts are as :class:`_ReadState` makes them."""
     rows = None
     while True:
         try:
@@ -226,7 +278,8 @@ def drive(cursor, work: Work):
             return stop.value
         if stmt.many:
             raise ValueError("PostgreSQL work must not use executemany statements")
-        yield cursor.execute(stmt.text, tuple(stmt.params))
+        text = stmt.text if read is None else read.text(stmt.text)
+        yield cursor.execute(text, tuple(stmt.params))
         rows = cursor.fetchall() if stmt.returns else None
 
 
@@ -314,24 +367,29 @@ class ConnectionPool:
             for d in drained:
                 d.callback(None)
 
-    def run(self, work_factory: Callable[[], Work], *, read_only: bool = False) -> Deferred:
+    def run(self, work_factory: Callable[[], Work], *, read_only: bool = False,
+            one_statement: bool = False) -> Deferred:
         """Run the work made by ``work_factory()`` in one transaction on a free
         connection; fire with its result. Dead connections fail with
-        :class:`StoreUnavailableError`."""
+        :class:`StoreUnavailableError`.
+
+        ``read_only`` work runs in a ``REPEATABLE READ, READ ONLY`` transaction
+        whose ``BEGIN`` goes with its first statement; ``one_statement`` read-only
+        work (a single statement, which is its own snapshot) runs in autocommit,
+        without ``BEGIN`` and ``COMMIT``; a second statement fails it with
+        ``ValueError``."""
+        if one_statement and not read_only:
+            raise ValueError("only read-only work runs as one statement")
         if not self.running:
             return fail(StoreUnavailableError("the store is stopped"))
         d = self._checkout()
 
         def on_conn(conn):
-            def interaction(cursor):
-                work = work_factory()
-                if read_only:
-                    first = cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, "
-                                           "READ ONLY")
-                    return first.addCallback(lambda _: drive(cursor, work))
-                return drive(cursor, work)
-
-            result = conn.runInteraction(interaction)
+            if read_only:
+                result = maybeDeferred(lambda: conn.runRead(work_factory(),
+                                                            one_statement=one_statement))
+            else:
+                result = conn.runInteraction(lambda cursor: drive(cursor, work_factory()))
 
             def release(value: Any) -> Any:
                 self._checkin(conn)

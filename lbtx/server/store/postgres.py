@@ -183,14 +183,14 @@ class PostgresJobStore(PostgresNotifications, MaintenanceStoreMixin):
         return result
 
     # --- reads ---
-    def _read(self, work_factory) -> Deferred:
-        return self._pool.run(work_factory, read_only=True)
+    def _read(self, work_factory, *, one_statement: bool = False) -> Deferred:
+        return self._pool.run(work_factory, read_only=True, one_statement=one_statement)
 
     def job_status(self, job_id: JobId) -> Deferred:
-        return self._read(lambda: reads.job_record(POSTGRES, job_id))
+        return self._read(lambda: reads.job_record(POSTGRES, job_id), one_statement=True)
 
     def job_events(self, job_id: JobId) -> Deferred:
-        return self._read(lambda: reads.job_events(POSTGRES, job_id))
+        return self._read(lambda: reads.job_events(POSTGRES, job_id), one_statement=True)
 
     def query_jobs(self, query: JobQuery, *, limit: int | None) -> Deferred:
         return self._read(lambda: reads.query_jobs(POSTGRES, query, limit))
@@ -198,8 +198,11 @@ class PostgresJobStore(PostgresNotifications, MaintenanceStoreMixin):
     def user_jobs(self, owner: str, *, limit: int | None = None) -> Deferred:
         return self._read(lambda: reads.user_jobs(POSTGRES, owner, limit))
 
+    def user_job_ids(self, owner: str, *, limit: int | None = None) -> Deferred:
+        return self._read(lambda: reads.user_job_ids(POSTGRES, owner, limit), one_statement=True)
+
     def children(self, parent_id: JobId) -> Deferred:
-        return self._read(lambda: reads.children(POSTGRES, parent_id))
+        return self._read(lambda: reads.children(POSTGRES, parent_id), one_statement=True)
 
     def last_seqcode(self, job_id: JobId) -> Deferred:
-        return self._read(lambda: reads.last_seqcode(POSTGRES, job_id))
+        return self._read(lambda: reads.last_seqcode(POSTGRES, job_id), one_statement=True)

@@ -5,13 +5,18 @@ backend runs inside a read transaction. Job queries translate the conditions on
 indexed columns into SQL (:mod:`~lbtx.server.store.conditions_sql`) and check
 every condition again with :func:`lbtx.query.conditions.job_matches` on the
 records read, so that the database only narrows what Python decides.
+
+Reads cost few round trips: a record comes with its ACL and children aggregated
+into columns of the same row (per dialect), and the reads of one job (status,
+events, children, sequence code) and the ids of a user's jobs are one statement
+each, which a backend may run without a transaction around it.
 """
 
 from __future__ import annotations
 
 import json
 
-from lbtx import ulm
+from lbtx import subject, ulm
 from lbtx.acceptance import JobRecord
 from lbtx.jobid import JobId
 from lbtx.query.conditions import Attr, Condition, JobQuery, Op, QueryError, job_matches
@@ -21,57 +26,79 @@ from lbtx.server.store.interfaces import StoredEvent, UnknownJobError
 from lbtx.server.store.sql import Dialect, Work
 from lbtx.timeval import Timeval
 
-__all__ = ["job_record", "job_events", "query_jobs", "user_jobs", "children", "last_seqcode"]
+__all__ = ["job_record", "job_events", "query_jobs", "user_jobs", "user_job_ids", "children",
+           "last_seqcode", "records"]
 
 #: rows read per page when Python has the last word on a query
 QUERY_PAGE = 500
 
-_RECORD_SELECT = "SELECT " + ", ".join("j." + c for c in rows.RECORD_COLUMNS) + " FROM jobs j"
+#: per dialect: the ACL of job ``j`` ordered by position, and its children in link
+#: order (only for a job with children), each aggregated into one column
+_AGGREGATES = {
+    "postgres": (
+        "ARRAY(SELECT ARRAY[a.user_id, a.user_id_type, a.permission, a.permission_type] "
+        "FROM acl a WHERE a.jobid = j.jobid ORDER BY a.pos)",
+        "ARRAY(SELECT s.child FROM subjobs s WHERE s.parent = j.jobid ORDER BY s.pos)"),
+    "sqlite": (
+        "(SELECT json_group_array(json_array(user_id, user_id_type, permission, "
+        "permission_type)) FROM (SELECT a.user_id, a.user_id_type, a.permission, "
+        "a.permission_type FROM acl a WHERE a.jobid = j.jobid ORDER BY a.pos))",
+        "(SELECT json_group_array(child) FROM (SELECT s.child FROM subjobs s "
+        "WHERE s.parent = j.jobid ORDER BY s.pos))"),
+}
 
 
-def records(d: Dialect, found: list[tuple]) -> Work:
-    """Complete ``jobs`` rows (RECORD_COLUMNS order) with their ACL and children."""
-    if not found:
+def _record_columns(d: Dialect) -> str:
+    """The select list of a complete record of job ``j``: RECORD_COLUMNS, its ACL
+    and its children, so that one statement reads whole records."""
+    acl, kids = _AGGREGATES[d.name]
+    return (", ".join("j." + c for c in rows.RECORD_COLUMNS)
+            + f", {acl}, CASE WHEN j.nchildren > 0 THEN {kids} END")
+
+
+def _record_select(d: Dialect) -> str:
+    return "SELECT " + _record_columns(d) + " FROM jobs j"
+
+
+def _aggregate(value) -> list:
+    """An aggregated column as a list (SQLite gives JSON text, PostgreSQL arrays)."""
+    if value is None:
         return []
-    ids = d.list_param(r[0] for r in found)
-    acl_rows = yield d.select(
-        "SELECT jobid, user_id, user_id_type, permission, permission_type FROM acl WHERE "
-        + d.in_list("jobid") + " ORDER BY jobid, pos", (ids,))
-    acl: dict[str, list] = {}
-    for jobid, *entry in acl_rows:
-        acl.setdefault(jobid, []).append(entry)
-    kids: dict[str, list] = {}
-    parents = [r[0] for r in found if r[3]]
-    if parents:
-        child_rows = yield d.select(
-            "SELECT parent, child FROM subjobs WHERE " + d.in_list("parent")
-            + " ORDER BY parent, pos", (d.list_param(parents),))
-        for parent, child in child_rows:
-            kids.setdefault(parent, []).append(child)
-    return [rows.record_from_row(r, acl.get(r[0], ()), kids.get(r[0], ())) for r in found]
+    if isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def records(found: list[tuple]) -> list[JobRecord]:
+    """Records from rows of :func:`_record_select` (RECORD_COLUMNS, ACL, children)."""
+    n = len(rows.RECORD_COLUMNS)
+    out = []
+    for r in found:
+        kids = _aggregate(r[n + 1]) if r[3] else ()
+        out.append(rows.record_from_row(r[:n], _aggregate(r[n]), kids))
+    return out
 
 
 def job_record(d: Dialect, job_id: JobId) -> Work:
-    """The job's full record; :class:`UnknownJobError` if there is none."""
-    found = yield d.select(_RECORD_SELECT + " WHERE j.jobid = ?", (str(job_id),))
+    """The job's full record; :class:`UnknownJobError` if there is none. One statement."""
+    found = yield d.select(_record_select(d) + " WHERE j.jobid = ?", (str(job_id),))
     if not found:
         raise UnknownJobError(job_id)
-    return (yield from records(d, found))[0]
-
-
-def _exists(d: Dialect, job_id: JobId) -> Work:
-    found = yield d.select("SELECT 1 FROM jobs WHERE jobid = ?", (str(job_id),))
-    if not found:
-        raise UnknownJobError(job_id)
+    return records(found)[0]
 
 
 def job_events(d: Dialect, job_id: JobId) -> Work:
-    """The job's events in arrival order as :class:`StoredEvent`."""
-    yield from _exists(d, job_id)
-    found = yield d.select("SELECT arrived_sec, arrived_usec, line, line_raw FROM events "
-                           "WHERE jobid = ? ORDER BY seq", (str(job_id),))
+    """The job's events in arrival order as :class:`StoredEvent`. One statement: a
+    known job without events reads as one row of NULLs."""
+    found = yield d.select("SELECT e.arrived_sec, e.arrived_usec, e.line, e.line_raw, e.seq "
+                           "FROM jobs j LEFT JOIN events e ON e.jobid = j.jobid "
+                           "WHERE j.jobid = ? ORDER BY e.seq", (str(job_id),))
+    if not found:
+        raise UnknownJobError(job_id)
     out = []
-    for sec, usec, text, raw in found:
+    for sec, usec, text, raw, seq in found:
+        if seq is None:
+            continue
         line = rows.line_text(text, raw)
         out.append(StoredEvent(Timeval(sec, usec), ulm.parse(line, require_user=True), line))
     return out
@@ -99,12 +126,12 @@ def query_jobs(d: Dialect, query: JobQuery, limit: int | None) -> Work:
         if after is not None:
             clauses.append("(j.unique_id > ? OR (j.unique_id = ? AND j.jobid > ?))")
             args += [after[0], after[0], after[1]]
-        text = _RECORD_SELECT
+        text = _record_select(d)
         if clauses:
             text += " WHERE " + " AND ".join(clauses)
         text += f" ORDER BY j.unique_id, j.jobid LIMIT {int(page)}"
         found = yield d.select(text, args)
-        for rec in (yield from records(d, found)):
+        for rec in records(found):
             if job_matches(rec.status, query):
                 out.append(rec)
                 if limit is not None and len(out) >= limit:
@@ -120,12 +147,30 @@ def user_jobs(d: Dialect, owner: str, limit: int | None) -> Work:
     return (yield from query_jobs(d, ((Condition(Attr.OWNER, Op.EQUAL, owner),),), limit))
 
 
+def user_job_ids(d: Dialect, owner: str, limit: int | None) -> Work:
+    """The ids of the jobs owned by ``owner`` (the jobs :func:`user_jobs` reads, in
+    the same order), from the indexed owner key alone: no status is read. One
+    statement."""
+    if limit is not None and limit <= 0:
+        return []
+    text = "SELECT jobid FROM jobs WHERE owner_key = ? ORDER BY unique_id, jobid"
+    if limit is not None:
+        text += f" LIMIT {int(limit)}"
+    found = yield d.select(text, (subject.key(owner),))
+    return [JobId.parse(r[0]) for r in found]
+
+
 def children(d: Dialect, parent_id: JobId) -> Work:
-    """The records of the jobs linked to ``parent_id`` as its children, in link order."""
-    yield from _exists(d, parent_id)
-    found = yield d.select(_RECORD_SELECT + " JOIN subjobs s ON s.child = j.jobid "
-                           "WHERE s.parent = ? ORDER BY s.pos", (str(parent_id),))
-    return (yield from records(d, found))
+    """The records of the jobs linked to ``parent_id`` as its children, in link
+    order. One statement: a known parent without children reads as one row of
+    NULLs (as does a link to a job that is not stored, which is skipped)."""
+    found = yield d.select(
+        "SELECT " + _record_columns(d) + " FROM jobs p LEFT JOIN subjobs s ON s.parent = p.jobid"
+        " LEFT JOIN jobs j ON j.jobid = s.child WHERE p.jobid = ? ORDER BY s.pos",
+        (str(parent_id),))
+    if not found:
+        raise UnknownJobError(parent_id)
+    return records([r for r in found if r[0] is not None])
 
 
 def last_seqcode(d: Dialect, job_id: JobId) -> Work:

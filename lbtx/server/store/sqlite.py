@@ -216,6 +216,9 @@ class SQLiteJobStore(NotificationStoreMixin, MaintenanceStoreMixin):
     def user_jobs(self, owner: str, *, limit: int | None = None) -> Deferred:
         return self._read(reads.user_jobs(SQLITE, owner, limit))
 
+    def user_job_ids(self, owner: str, *, limit: int | None = None) -> Deferred:
+        return self._read(reads.user_job_ids(SQLITE, owner, limit))
+
     def children(self, parent_id: JobId) -> Deferred:
         return self._read(reads.children(SQLITE, parent_id))
 
