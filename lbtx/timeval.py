@@ -52,10 +52,10 @@ class Timeval(NamedTuple):
         if type(text) is str and len(text) == 21 and text[14] == "." and text.isascii() \
                 and text[:14].isdigit() and text[15:].isdigit():
             # the usual YYYYMMDDhhmmss.uuuuuu (ASCII digits only), read the same way
-            day = _day_start(text[:8])
-            h, mi, s = int(text[8:10]), int(text[10:12]), int(text[12:14])
-            if day is not None and h < 24 and mi < 60 and s < 61:
-                return cls(day + h * 3600 + mi * 60 + s, int(text[15:]))
+            minute = _minute_start(text[:12])
+            s = int(text[12:14])
+            if minute is not None and s < 61:
+                return _new(cls, (minute + s, int(text[15:])))
         if not isinstance(text, str):
             raise LBFormatError(f"a ULM date is text, not {type(text).__name__}")
         if len(text) < 14 or not _DIGITS.issuperset(text[:14]):
@@ -117,6 +117,20 @@ def _day_start(ymd: str) -> int | None:
     if not (y >= 1 and 1 <= mo <= 12 and 1 <= d) or (d > 28 and d > _month_days(y, mo)):
         return None
     return calendar.timegm((y, mo, d, 0, 0, 0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _minute_start(ymdhm: str) -> int | None:
+    """Seconds of the minute ``YYYYMMDDhhmm`` (digits checked by the caller), or None
+    if there is no such minute. Cached: a stream's events share few minutes."""
+    day = _day_start(ymdhm[:8])
+    h, mi = int(ymdhm[8:10]), int(ymdhm[10:12])
+    if day is None or not (h < 24 and mi < 60):
+        return None
+    return day + h * 3600 + mi * 60
+
+
+_new = tuple.__new__
 
 
 def _iso_fast(text: str) -> "Timeval | None":

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from lbtx.errors import LBFormatError, ULMError
 from lbtx.events import EVENT_CLASSES, Event, null_value
-from lbtx.jobid import JobId, NotifId
+from lbtx.jobid import _PARSED as _PARSED_IDS, JobId, NotifId
 from lbtx.schema import ENUMS, EVENT_SPECS, HEADER, AttrSpec, event_spec
 from lbtx.timeval import NULL_TIME, Timeval
 
@@ -140,6 +140,7 @@ def _enum_converter(enum_name: str) -> Callable[[str], Any]:
         if member is None:
             raise ValueError(f"not a {enum_name} name")
         return member
+    convert.exact = exact  # for parse's fast path
     return convert
 
 
@@ -359,6 +360,22 @@ def _parse_fast(line: str, require_user: bool, require_job_id: bool) -> Event | 
         return None
 
 
+def _inline(convert, i: int, ns: dict) -> str:
+    """An expression converting ``t`` as ``convert`` (``C{i}`` in ``ns``) does, with
+    the usual cases done inline: a known enumeration name, a parsed job id, a short
+    unsigned decimal; anything else is left to ``convert``."""
+    exact = getattr(convert, "exact", None)
+    if exact is not None:
+        ns[f"X{i}"] = exact
+        return f"(X{i}.get(t) or C{i}(t))"
+    if convert == JobId.parse:  # (a new bound method at every access)
+        ns["PARSED_IDS"] = _PARSED_IDS
+        return f"(PARSED_IDS.get(t) or C{i}(t))"
+    if convert is _to_int:
+        return f"(int(t) if len(t) < 19 and t.isdigit() and t.isascii() else C{i}(t))"
+    return f"C{i}(t)"
+
+
 def _make_builder(type_name: str):
     """``build(get, require_user, require_job_id)`` for ``type_name``: every slot
     set once from the unquoted, unescaped texts (``get`` is the record's dict.get),
@@ -380,7 +397,7 @@ def _make_builder(type_name: str):
             if not long_ok:
                 lines.append("    if t is not None and len(t) > 512:")
                 lines.append("        return None")
-            lines.append(f"    ev.{slot} = C{i}(t) if t else D{i}")
+            lines.append(f"    ev.{slot} = {_inline(convert, i, ns)} if t else D{i}")
         if slot in required:
             ns[f"N{i}"] = required[slot]
             cond = {"user": "require_user and ", "job_id": "require_job_id and "}.get(slot, "")

@@ -80,6 +80,18 @@ def test_real_lines_take_the_fast_path():
     EXAMPLE_RUNNING.replace('DG.SOURCE="LRMS"', 'DG.SOURCE="None"'),
     EXAMPLE_RUNNING.replace("DG.PRIORITY=4", "DG.PRIORITY=-1"),
     EXAMPLE_RUNNING.replace("DG.PRIORITY=4", "DG.PRIORITY=" + "9" * 20),
+    EXAMPLE_RUNNING.replace("DG.PRIORITY=4", "DG.PRIORITY=" + "9" * 19),
+    EXAMPLE_RUNNING.replace("DG.PRIORITY=4", "DG.PRIORITY=" + "9" * 18),
+    EXAMPLE_RUNNING.replace("DG.PRIORITY=4", "DG.PRIORITY=+4"),
+    EXAMPLE_RUNNING.replace("DG.PRIORITY=4", "DG.PRIORITY=0004"),
+    EXAMPLE_RUNNING.replace("DG.PRIORITY=4", "DG.PRIORITY=\u0664"),     # an Arabic-Indic 4
+    EXAMPLE_RUNNING.replace("DG.PRIORITY=4", "DG.PRIORITY=\u00b2"),     # superscript 2
+    EXAMPLE_RUNNING.replace("LVL=SYSTEM", "LVL=system"),
+    EXAMPLE_RUNNING.replace("LVL=SYSTEM", "LVL=UNDEFINED"),
+    EXAMPLE_RUNNING.replace("LVL=SYSTEM", "LVL=0"),
+    EXAMPLE_RUNNING.replace('DG.SOURCE="LRMS"', 'DG.SOURCE="lrms"'),
+    EXAMPLE_RUNNING.replace("RSwFpSI95ivvdn2OQQFcKw", "a-job-id-not-seen-before"),
+    EXAMPLE_RUNNING.replace("lb.example.org:9000", "lb.example.org:99999"),
     EXAMPLE_RUNNING.replace('DG.JOBID="https', 'DG.JOBID="http'),
     EXAMPLE_RUNNING.replace('DG.JOBID="https', 'DG.JOBID="' + "x" * 600),
     EXAMPLE_RUNNING.replace('wn01.example.org"', 'wn\\"01\\\\\\n"'),   # escapes
