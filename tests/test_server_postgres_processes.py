@@ -374,10 +374,18 @@ async def test_postgres_restart_under_a_running_server(tmp_path, private_cluster
         assert len(during) >= 3, sender.refusals
         assert not [a for a in sender.accepts if a[0] >= down_at and a[1] <= up_at]
         assert all("retry" in why for _, _, why in sender.refusals), sender.refusals
+        assert all("database is unavailable" in why for _, _, why in sender.refusals), \
+            sender.refusals
         assert server.proc.poll() is None  # the same process all along
         log = server.log_text()
         assert "database connection lost" in log and "re-established" in log
         assert "Unhandled Error" not in log
+        # one warning line per refused request, no traceback
+        refused = [ln for ln in log.splitlines() if "refused request" in ln]
+        assert len(refused) >= len(during), log[-3000:]
+        assert all("database is unavailable" in ln for ln in refused), refused[:3]
+        assert "batch handler failed" not in log, log[-3000:]
+        assert "protocols/box/server.py" not in log and "server/intake.py" not in log, log[-3000:]
 
         # every acknowledged event is stored: sending everything again gives duplicates
         client = await connect_box(TCP4ClientEndpoint(reactor, "127.0.0.1", server.store_port),

@@ -22,6 +22,12 @@ committed. A merged call that fails for any reason but an unavailable database
 is run again batch by batch, so that one bad batch fails alone. Requests of one
 connection arrive one at a time (the next after the previous one's answer), so
 merging never reorders the events of a connection.
+
+**An unavailable database** (:class:`StoreUnavailableError`) fails every batch
+of the call with :class:`DatabaseUnavailable`, which is both that error and the
+box server's :class:`~lbtx.protocols.box.server.TemporarilyUnavailable`: the
+sender gets a retryable error saying that the database is unavailable, and the
+server logs one warning line per refused request.
 """
 
 from __future__ import annotations
@@ -36,11 +42,12 @@ from zope.interface import implementer
 from lbtx import ulm
 from lbtx.errors import LBFormatError
 from lbtx.protocols.box.messages import Result, ResultCode
+from lbtx.protocols.box.server import TemporarilyUnavailable
 from lbtx.protocols.interfaces import IBatchHandler
 from lbtx.server.store.interfaces import StoreUnavailableError
 from lbtx.server.store_access import store_refusal
 
-__all__ = ["IntakeHandler", "DEFAULT_MAX_INFLIGHT", "DEFAULT_MAX_MERGED_EVENTS",
+__all__ = ["IntakeHandler", "DatabaseUnavailable", "DEFAULT_MAX_INFLIGHT", "DEFAULT_MAX_MERGED_EVENTS",
            "DEFAULT_MAX_MERGED_CHARS"]
 
 #: store calls running at once
@@ -73,6 +80,25 @@ def _check_ids_encodable(ev) -> None:
             str(jid).encode("utf-8")
         except UnicodeEncodeError:
             raise LBFormatError("a job id is not valid UTF-8", code="BAD_JOBID") from None
+
+
+class DatabaseUnavailable(StoreUnavailableError, TemporarilyUnavailable):
+    """A batch refused because the database is unavailable (the store's
+    :class:`StoreUnavailableError`, as the store port answers it)."""
+
+    @classmethod
+    def of(cls, error: StoreUnavailableError) -> "DatabaseUnavailable":
+        if isinstance(error, cls):
+            return error
+        detail = str(error).strip()
+        return cls("the database is unavailable" + (f" ({detail})" if detail else "")
+                   + "; retry later")
+
+
+def _unavailable(f: Failure) -> Failure:
+    if f.check(StoreUnavailableError):
+        return Failure(DatabaseUnavailable.of(f.value))
+    return f
 
 
 class _Queued:
@@ -161,7 +187,7 @@ class IntakeHandler:
             for i, outcome in zip(where, outcomes):
                 results[i] = Result.from_delivery(outcome.delivery, outcome.reason)
             return results
-        return d.addCallback(answered)
+        return d.addCallbacks(answered, _unavailable)
 
     # --- the group-commit queue ----------------------------------------------------------
 

@@ -21,6 +21,11 @@ of the results, in order, once the whole call is done. When such a merged call
 fails (other than by the request deadline), its requests are handed over again
 one by one, so that one bad request fails alone. Off (0) by default: one call
 per request.
+
+A handler that cannot process any batch now (the server's database is down)
+fails with :class:`TemporarilyUnavailable`: each request of the call is answered
+with a retryable ``internal`` error carrying the exception's message, and logged
+as one warning line (no traceback); a merged call is not handed over again.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ from lbtx.protocols.legacy_framing.sessions import DglogServerSession, ILServerS
 from lbtx.protocols.sniff import Framing, sniff
 
 __all__ = ["ServerLimits", "BoxServerProtocol", "BoxServerFactory", "STORE_PORT_FRAMINGS",
-           "LOGGER_PORT_FRAMINGS", "anonymous_identity", "fixed_identity"]
+           "LOGGER_PORT_FRAMINGS", "TemporarilyUnavailable", "anonymous_identity",
+           "fixed_identity"]
 
 #: What the server's store port accepts.
 STORE_PORT_FRAMINGS = frozenset({Framing.BOX, Framing.LEGACY_INTERLOGGER})
@@ -55,6 +61,12 @@ STORE_PORT_FRAMINGS = frozenset({Framing.BOX, Framing.LEGACY_INTERLOGGER})
 LOGGER_PORT_FRAMINGS = frozenset({Framing.BOX, Framing.DGLOG})
 
 SECONDS = 1.0
+
+
+class TemporarilyUnavailable(Exception):
+    """A batch handler's failure meaning "nothing can be processed now, send it
+    again later" (its database is unavailable). Its message, which should say so,
+    is the answer's; the server logs it as a warning, without a traceback."""
 _SNIFF_BYTES = 32
 
 
@@ -260,6 +272,8 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
         self._finish(b"".join(answers))
 
     def _failed(self, failure: Failure, group: list[Handle]) -> None:
+        if failure.check(TemporarilyUnavailable):
+            return self._refused(str(failure.value), group)
         if len(group) > 1 and not failure.check(defer.TimeoutError):
             self.log.info("a merged call of {count} requests from {peer} failed ({error}); "
                           "handing them over one by one", count=len(group), peer=self._peer,
@@ -285,6 +299,17 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
                     action.request_id, ErrorCode.INTERNAL,
                     "the server failed to process the batch; retry later",
                     getattr(failure.value, "errno", None)))
+        self._finish(b"".join(answers))
+
+    def _refused(self, why: str, group: list[Handle]) -> None:
+        """Answer every request of ``group`` with the retryable refusal ``why``."""
+        why = why or "the server cannot process batches now; retry later"
+        answers = []
+        for action in group:
+            self.log.warn("refused request {request_id} ({count} events) from {peer}: {why}",
+                          request_id=action.request_id, count=len(action.lines),
+                          peer=self._peer, why=why)
+            answers.append(self.session.fail(action.request_id, ErrorCode.INTERNAL, why))
         self._finish(b"".join(answers))
 
     def _finish(self, data: bytes) -> None:
