@@ -227,6 +227,23 @@ def _make_validator(cls: type[Event]):
     return validate
 
 
+def _make_init(cls: type[Event]):
+    """``__init__`` of ``cls``: keyword arguments for the slots, defaults for the
+    others (as :meth:`Event.__init__`, without its loop)."""
+    names = list(cls._defaults)
+    ns: dict[str, Any] = {f"D{i}": v for i, v in enumerate(cls._defaults.values())}
+    ns["Event"] = Event
+    params = ", ".join(f"{n}=D{i}" for i, n in enumerate(names))
+    body = "".join(f"    _ev.{n} = {n}\n" for n in names)
+    exec(f"def __init__(_ev, *, {params}, **_unknown):\n"
+         "    if _unknown:\n"
+         "        Event.__init__(_ev, **_unknown)\n"
+         f"{body}", ns)
+    init = ns["__init__"]
+    init.__doc__ = Event.__init__.__doc__
+    return init
+
+
 def _make_class(spec: EventSpec) -> type[Event]:
     slots = tuple(a.py_name for a in spec.attrs)
     defaults = {a.py_name: null_value(a) for a in HEADER}
@@ -241,6 +258,7 @@ def _make_class(spec: EventSpec) -> type[Event]:
         "__doc__": spec.doc,
     })
     cls.validate = _make_validator(cls)
+    cls.__init__ = _make_init(cls)
     return cls
 
 

@@ -23,6 +23,9 @@ GLITE_SLOTS = ("UI", "NS", "WM", "BH", "JSS", "LM", "LRMS", "APP", "LBS")
 _GLITE_WIDTHS = (6, 10, 6, 10, 6, 6, 6, 6, 6)
 PBS_SLOTS = ("CLIENT", "SERVER", "SCHED", "SMOM", "MOM")
 _PBS_WIDTHS = (6, 10, 6, 6, 6)
+# the texts of codes (counters of other types than int are not expected)
+_GLITE_FORMAT = ":".join(f"{s}=%0{w}d" for s, w in zip(GLITE_SLOTS, _GLITE_WIDTHS))
+_PBS_FORMAT = ":".join(f"{s}=%0{w}d" for s, w in zip(PBS_SLOTS, _PBS_WIDTHS))
 #: Longest sequence code text accepted.
 MAX_SEQCODE_LENGTH = 512
 
@@ -72,7 +75,7 @@ class GliteSeqCode(NamedTuple):
         return cls(*(int(g) for g in m.groups()[:8]), int(lbs) if lbs is not None else 0)
 
     def format(self) -> str:
-        return ":".join(f"{s}={v:0{w}d}" for s, v, w in zip(GLITE_SLOTS, self, _GLITE_WIDTHS))
+        return _GLITE_FORMAT % self
 
     def __str__(self) -> str:
         return self.format()
@@ -108,7 +111,7 @@ class PBSSeqCode(NamedTuple):
         return cls(*(int(g) for g in m.groups()))
 
     def format(self) -> str:
-        return ":".join(f"{s}={v:0{w}d}" for s, v, w in zip(PBS_SLOTS, self, _PBS_WIDTHS))
+        return _PBS_FORMAT % self
 
     def __str__(self) -> str:
         return self.format()

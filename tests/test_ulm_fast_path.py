@@ -15,7 +15,7 @@ from test_ulm import (EXAMPLE_REGJOB, EXAMPLE_RUNNING, SAMPLE_LINES, SHORT_LINES
 
 from lbtx import ulm
 from lbtx.errors import LBFormatError
-from lbtx.events import EVENT_CLASSES, _validate_reference
+from lbtx.events import EVENT_CLASSES, Event, _validate_reference
 from lbtx.jobid import JobId, NotifId
 from lbtx.schema import EVENT_SPECS, HEADER, Level, Source
 from lbtx.timeval import Timeval
@@ -167,3 +167,23 @@ def test_validate_agrees_with_reference(ev, data):
 def test_every_class_has_a_compiled_validate():
     for cls in EVENT_CLASSES.values():
         assert cls.validate is not EVENT_CLASSES["Running"].__mro__[1].validate
+
+
+# --- the compiled __init__ ---------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(EVENT_SPECS).flatmap(event_strategy), st.data())
+def test_init_agrees_with_reference(ev, data):
+    cls = type(ev)
+    values = dict(ev.items())
+    given_names = data.draw(st.lists(st.sampled_from(sorted(values)), unique=True))
+    kw = {n: values[n] for n in given_names}
+    ref = cls.__new__(cls)
+    Event.__init__(ref, **kw)
+    got = cls(**kw)
+    assert got == ref and all(getattr(got, n) == getattr(ref, n) for n in values)
+    with pytest.raises(TypeError) as info:
+        cls(**kw, zz_unknown=1, aa_unknown=2)
+    assert str(info.value) == f"{cls.type_name} has no attribute(s) aa_unknown, zz_unknown"
+    with pytest.raises(TypeError):
+        cls(ev.timestamp)
