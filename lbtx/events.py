@@ -193,6 +193,8 @@ def _fast_condition(spec: AttrSpec, i: int, in_header: bool) -> str | None:
             return None
     required = spec.required and not (in_header and spec.py_name == "level")
     if required:
+        if spec.null is None and spec.type != "timeval":
+            return typed  # the type excludes None, the sentinel
         return f"({typed}) and v != NULL{i}"
     if spec.null is None or spec.type == "timeval":
         return f"v is None or ({typed})"

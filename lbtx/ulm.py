@@ -401,7 +401,8 @@ def _make_builder(type_name: str):
         if slot in required:
             ns[f"N{i}"] = required[slot]
             cond = {"user": "require_user and ", "job_id": "require_job_id and "}.get(slot, "")
-            lines.append(f"    if {cond}ev.{slot} == N{i}:")
+            test = "is None" if required[slot] is None else f"== N{i}"
+            lines.append(f"    if {cond}ev.{slot} {test}:")
             lines.append("        return None")
     lines.append("    return ev")
     exec("\n".join(lines) + "\n", ns)
