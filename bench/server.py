@@ -493,13 +493,13 @@ async def after_intake(store, args, server, mix_jobs, template, postmaster) -> N
         for front, (lat, errors, cpu) in status_latencies(server.query_port, sample,
                                                           meter).items():
             say(f"{store:8s} status of {len(lat)} {label}, {front}: p50 {_ms(_pct(lat, .5))} ms, "
-                f"p99 {_ms(_pct(lat, .99))} ms, max {_ms(lat[-1])} ms ({cpu})"
+                f"p99 {_ms(_pct(lat, .99))} ms, max {_ms(lat[-1])} ms ({cpu}; load {_load()})"
                 + (f"; {errors} FAILED" if errors else ""))
     for front, (lat, errors) in user_jobs_latencies(server.query_port, args.user_jobs,
                                                     args.repeat).items():
         say(f"{store:8s} user jobs ({args.user_jobs} of {total}), {front}: median "
-            f"{_ms(statistics.median(lat))} ms, best {_ms(lat[0])} ms over {len(lat)}"
-            + (f"; {errors} FAILED" if errors else ""))
+            f"{_ms(statistics.median(lat))} ms, best {_ms(lat[0])} ms over {len(lat)}; "
+            f"load {_load()}" + (f"; {errors} FAILED" if errors else ""))
 
 
 async def main(args) -> None:
