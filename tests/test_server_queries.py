@@ -319,6 +319,65 @@ async def test_event_access_limits_and_index(store, backend):
 
 # --- the other operations ------------------------------------------------------------------
 
+class _Counting:
+    """The real store, counting the calls of its record-reading job query."""
+
+    def __init__(self, store):
+        self._store = store
+        self.query_jobs_calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def query_jobs(self, *args, **kw):
+        self.query_jobs_calls += 1
+        return self._store.query_jobs(*args, **kw)
+
+
+async def _answer(call):
+    try:
+        answer = await call
+    except Exception as e:  # LBError: compared by code
+        return ("error", getattr(e, "code", type(e)))
+    return ([j for j, _ in answer.jobs], answer.error and answer.error[0])
+
+
+@pytest_twisted.ensureDeferred
+async def test_own_jobs_without_states_are_read_as_ids(store):
+    """An owner query with no_states answers exactly as with states (ids, limits,
+    E2BIG, ENOENT, access), reading no records when the caller may read every job
+    of that owner (its own, or a super-user or noauth)."""
+    counting = _Counting(store)
+    backends = {"plain": StoreQueryBackend(counting),
+                "hard": StoreQueryBackend(counting, hard_limits=HardLimits(events=0, jobs=3)),
+                "super": StoreQueryBackend(counting, superusers=[CAROL]),
+                "noauth": StoreQueryBackend(counting, noauth=True)}
+    limits = [ResultLimit(), ResultLimit(2, QueryResults.NONE), ResultLimit(2, QueryResults.LIMITED),
+              ResultLimit(len(JOBS)), ResultLimit(1, QueryResults.ALL)]
+    mine = ((C(Attr.OWNER, Op.EQUAL, None),),)
+    cases = [case for b in ("plain", "hard") for case in (
+        (b, OWNER_ALICE, ALICE, True), (b, mine, ALICE, True),
+        (b, ((C(Attr.OWNER, Op.EQUAL, ALICE.upper()),),), ALICE, True),
+        (b, OWNER_ALICE, BOB, False),  # Bob reads one of Alice's jobs (ACL): records
+        (b, ((C(Attr.OWNER, Op.EQUAL, BOB),),), BOB, True),  # none: ENOENT
+        (b, OWNER_ALICE + ((C(Attr.EXITCODE, Op.EQUAL, 0),),), ALICE, False))]
+    cases += [("super", OWNER_ALICE, CAROL, True), ("noauth", OWNER_ALICE, None, True),
+              ("plain", OWNER_ALICE, CAROL, False)]
+    for name, query, caller, by_ids in cases:
+        backend = backends[name]
+        for limit in limits:
+            full = await _answer(backend.query_jobs(query, StatusFlag.NONE, limit, caller))
+            before = counting.query_jobs_calls
+            fast = await _answer(backend.query_jobs(query, StatusFlag.NO_STATES, limit, caller))
+            assert fast == full, (name, query, caller, limit)
+            if full[0] != "error" or full[1] != E.EINVAL:
+                assert (counting.query_jobs_calls == before) == by_ids, (name, query, caller)
+    answer = await backends["plain"].query_jobs(OWNER_ALICE, StatusFlag.NO_STATES, ResultLimit(),
+                                                ALICE)
+    assert [j for j, _ in answer.jobs] == [r.job_id for r in JOBS]
+    assert all(view is None for _, view in answer.jobs)
+
+
 @pytest_twisted.ensureDeferred
 async def test_user_jobs_and_sequence_codes(backend, store):
     assert await backend.user_jobs(ALICE) == [r.job_id for r in JOBS]

@@ -16,6 +16,9 @@ this one object, so they give the same answers. What it adds to the store
   server's hard limit (0: none); ``queryRes`` NONE (or unset) answers ``E2BIG``
   above it, LIMITED the first *limit* results with ``E2BIG``, ALL ignores limits
   (and needs a single ``owner`` condition for jobs, ``jobid`` for events);
+* a job query for the caller's own jobs (a single ``owner`` condition) with the
+  ``no_states`` flag, and the user-jobs request, answered from the ids alone
+  (:meth:`~lbtx.server.store.interfaces.IJobStore.user_job_ids`);
 * what the flags ask for: subjob ids, the thorough histogram counted from the
   subjobs' current states, the subjobs' states, the job's events.
 
@@ -31,6 +34,7 @@ from twisted.internet.defer import inlineCallbacks, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from lbtx import subject
 from lbtx.protocols.legacy_query.errors import ErrorCode, LBError
 from lbtx.protocols.legacy_query.interfaces import EventsAnswer, IQueryBackend, JobsAnswer
 from lbtx.protocols.legacy_query.jobstat import JobView
@@ -229,6 +233,20 @@ class StoreQueryBackend:
             raise LBError(ErrorCode.EPERM, "not allowed to read any matching job")
         return readable
 
+    def _own_jobs(self, query, caller) -> bool:
+        """Whether ``query`` is the single condition ``owner = X`` where every job of
+        X is readable by ``caller`` (X is the caller, whom the acceptance rules make
+        the owner of its registrations in the record and in the status alike, or
+        the caller reads everything): then the ids of X's jobs are the answer, read
+        without their records."""
+        if not _single(query, Attr.OWNER):
+            return False
+        c = query[0][0]
+        if c.op != Op.EQUAL or not isinstance(c.value, str):
+            return False
+        return self.policy.unrestricted(caller) or (
+            caller is not None and subject.same(c.value, str(caller)))
+
     def access(self, caller, record, flags: StatusFlag = StatusFlag.NONE) -> Access | None:
         """How ``caller`` may read ``record`` (the ``anonymized`` flag asks for no
         more than anonymised access); None: not at all."""
@@ -268,6 +286,13 @@ class StoreQueryBackend:
             raise LBError(ErrorCode.EINVAL, "queryRes ALL needs a single owner condition")
         self._check_index(query, caller)
         cap = _cap(limit, self.hard_limits.jobs)
+        if flags & StatusFlag.NO_STATES and self._own_jobs(query, caller):
+            ids = yield self._store_call(self._store.user_job_ids, query[0][0].value,
+                                         limit=None if cap is None else cap + 1)
+            if not ids:
+                raise LBError(ErrorCode.ENOENT, "no matching jobs found")
+            ids, error = _limited(ids, cap, limit)
+            return JobsAnswer([(job_id, None) for job_id in ids], error)
         records = yield self._matching(query, caller, None if cap is None else cap + 1)
         records, error = _limited(records, cap, limit)
         rows = []
