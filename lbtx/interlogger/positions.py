@@ -2,25 +2,37 @@
 
 ``<spool>/<stem>.pos`` holds::
 
-    lbtx-position 1
+    lbtx-position 2
     <job id>
     <offset>            bytes of the event file delivered (always a line boundary)
     <LLLID or ->        DG.LLLID of the line that ends at <offset>
+    <CRC-32>            8 hex digits over the four lines above (with their LFs)
 
-It is replaced atomically (write ``.pos.tmp``, flush, rename) and only after the
-server acknowledged every line before ``offset``. The LLLID makes a position
-checkable: it is trusted only if the line ending at ``offset`` in the event file
-carries that LLLID. A position that fails the check (the event file is not the one
-it was written for, or lost its tail in a power failure) is replaced by 0: the
-file is delivered again from its start and the server drops the duplicates.
+It is overwritten in place (one ``pwrite`` at offset 0, then a cut if the file was
+longer) and only after the server acknowledged every line before ``offset``; the
+positions of one group write share one flush. Overwriting an existing file costs
+no new inode, no rename and no directory update (a temporary file and a rename
+per position did, and dominated the interlogger's CPU). A crash of the process
+leaves the old or the new content (one ``write`` of a few hundred bytes reaches
+the page cache whole); a power failure during the flush may leave a mixture,
+which the CRC rejects.
 
-The rename is not followed by a directory flush: after a crash the previous
-position may come back, which again only re-sends acknowledged lines.
+The LLLID makes a position checkable: it is trusted only if the line ending at
+``offset`` in the event file carries that LLLID. A position that fails the check
+or its CRC (the event file is not the one it was written for, it lost its tail in
+a power failure, the position file is torn) is replaced by 0: the file is
+delivered again from its start and the server drops the duplicates.
+
+Version 1 files (the same four lines, no CRC, written by a temporary file and a
+rename) are read as well, and overwritten in version 2 by the next write: an
+old spool is upgraded in place, file by file. A ``.pos.tmp`` left by version 1
+is removed with its position.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,12 +41,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lbtx.logger import layout
-from lbtx.logger.durable import GroupSync, sync_files, write_all
+from lbtx.logger.durable import GroupSync, sync_files
 
-__all__ = ["Position", "PositionStore", "check_position", "encode_position", "position_path",
-           "read_position", "write_positions"]
+__all__ = ["Position", "PositionStore", "check_position", "decode_position", "encode_position",
+           "position_path", "read_position", "write_positions"]
 
-MAGIC = "lbtx-position 1"
+MAGIC = "lbtx-position 2"
+#: The first line of the previous format (no CRC); still read.
+MAGIC_V1 = "lbtx-position 1"
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,34 @@ def position_path(spool_dir: str, stem: str) -> str:
 
 def encode_position(jobid: str, position: Position) -> bytes:
     lllid = "-" if position.lllid is None else str(position.lllid)
-    return f"{MAGIC}\n{jobid}\n{position.offset}\n{lllid}\n".encode("utf-8", "surrogateescape")
+    body = f"{MAGIC}\n{jobid}\n{position.offset}\n{lllid}\n".encode("utf-8", "surrogateescape")
+    return body + b"%08x\n" % zlib.crc32(body)
+
+
+def decode_position(data: bytes) -> Position | None:
+    """The position encoded in ``data`` (version 2 or 1), or None if it is not one."""
+    text = data.decode("utf-8", "surrogateescape")
+    parts = text.split("\n")
+    if parts[0] == MAGIC:
+        if len(parts) != 6 or parts[5] != "":
+            return None
+        body = data[: data.rindex(b"\n", 0, len(data) - 1) + 1]
+        if parts[4] != "%08x" % zlib.crc32(body):
+            return None
+    elif parts[0] == MAGIC_V1:
+        if len(parts) != 5 or parts[4] != "":
+            return None
+    else:
+        return None
+    if not parts[2].isdigit():
+        return None
+    if parts[3] == "-":
+        lllid = None
+    elif parts[3].isdigit():
+        lllid = int(parts[3])
+    else:
+        return None
+    return Position(int(parts[2]), lllid)
 
 
 def read_position(path: str) -> Position | None:
@@ -61,16 +102,7 @@ def read_position(path: str) -> Position | None:
             data = f.read(64 * 1024)
     except FileNotFoundError:
         return None
-    parts = data.decode("utf-8", "surrogateescape").split("\n")
-    if len(parts) != 5 or parts[0] != MAGIC or parts[4] != "" or not parts[2].isdigit():
-        return None
-    if parts[3] == "-":
-        lllid = None
-    elif parts[3].isdigit():
-        lllid = int(parts[3])
-    else:
-        return None
-    return Position(int(parts[2]), lllid)
+    return decode_position(data)
 
 
 def check_position(fd: int, position: Position) -> str | None:
@@ -87,21 +119,23 @@ def check_position(fd: int, position: Position) -> str | None:
 
 
 def write_positions(entries: Sequence[tuple[str, bytes]], sync: GroupSync = sync_files) -> None:
-    """Replace each ``(path, content)``: all temporary files are flushed by one group
-    sync, then renamed into place. Blocking."""
-    fds: list[tuple[str, int]] = []
+    """Overwrite each ``(path, content)`` in place (creating it if need be), then
+    make all of them durable with one group sync. Blocking."""
+    fds: list[int] = []
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     try:
         for path, content in entries:
-            tmp = path + ".tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            fds.append((tmp, fd))
-            write_all(fd, content)
-        sync([fd for _, fd in fds])
+            fd = os.open(path, flags, 0o644)
+            fds.append(fd)
+            written = os.pwrite(fd, content, 0)
+            if written != len(content):  # pragma: no cover - short write to a regular file
+                raise OSError(5, f"short write to {path}")
+            if os.fstat(fd).st_size > len(content):
+                os.ftruncate(fd, len(content))
+        sync(fds)
     finally:
-        for _, fd in fds:
+        for fd in fds:
             os.close(fd)
-    for (path, _content), (tmp, _fd) in zip(entries, fds):
-        os.replace(tmp, path)
 
 
 def remove_position(path: str) -> None:
@@ -118,7 +152,9 @@ class PositionStore:
     is written, all of them covered by one flush.
 
     A failed write is logged and retried with the next commit (or :meth:`flush`);
-    meanwhile the file on disk keeps an older position, which is safe.
+    meanwhile the disk may keep an older position, which is safe (the file may
+    already show the newer one, which is as true: only acknowledged positions
+    are ever written).
     """
 
     log = Logger()
