@@ -63,7 +63,7 @@ def test_lbtx_serve_register_log_and_query(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(20)
+            proc.wait(60)  # generous: a loaded machine stops the three services slowly
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
