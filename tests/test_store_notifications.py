@@ -294,6 +294,78 @@ async def test_acknowledge_pending_purge(store):
     assert [m.seq for m in await queued(store, a)] == [4]
 
 
+@pytest_twisted.ensureDeferred
+async def test_pending_scan_pages_of_callback_registrations(store):
+    """callbacks_only leaves out pull and host:port registrations however many
+    messages they hold; after= goes on after a registration, so a scan in pages
+    reaches every callback registration with a backlog; acknowledged ones leave."""
+    store.read_policy = ReadPolicy(noauth=True)
+    j = new_id()
+    made = []
+    for dest in ("http://a.example.org/cb", None, "https://b.example.org/cb", "host:9000",
+                 None, "HTTP://upper.example.org/", "http://c.example.org/cb", None):
+        made.append(await store.register(reg(job_ids=(j,), destination=dest)))
+    idle = await store.register(reg(job_ids=(new_id(),), destination="http://idle.example.org/"))
+    await store.accept_events([regjob(j), running(j)])
+    order = sorted(made, key=lambda r: r.notif_id.rpartition(":")[2])
+    callbacks = [r for r in order if (r.destination or "").startswith(("http://", "https://"))]
+    assert len(callbacks) == 3
+    everything = await store.pending_registrations(NOW, 100)
+    assert [p[0] for p in everything] == [r.notif_id for r in order]
+    assert [p[0] for p in await store.pending_registrations(NOW, 100, callbacks_only=True)] \
+        == [r.notif_id for r in callbacks]
+    seen, after = [], None
+    while True:
+        page = await store.pending_registrations(NOW, 1, after=after, callbacks_only=True)
+        if not page:
+            break
+        seen += page
+        after = page[-1][0]
+    assert seen == [(r.notif_id, r.destination, r.expires, 1) for r in callbacks]
+    assert idle.notif_id not in {p[0] for p in everything}
+    assert await store.acknowledge(callbacks[1].notif_id, 1) == 1
+    page = await store.pending_registrations(NOW, 100, callbacks_only=True)
+    assert [(p[0], p[3]) for p in page] == [(callbacks[0].notif_id, 1),
+                                            (callbacks[1].notif_id, 2),
+                                            (callbacks[2].notif_id, 1)]
+    await store.acknowledge(callbacks[1].notif_id, 2)
+    page = await store.pending_registrations(NOW, 100, after=callbacks[0].notif_id,
+                                             callbacks_only=True)
+    assert [p[0] for p in page] == [callbacks[2].notif_id]
+    for bad in ("not an id", 7, "https://lb.example.org:9000/NOTIF:"):
+        with pytest.raises((ValueError, TypeError)):
+            await store.pending_registrations(NOW, 1, after=bad)
+
+
+@pytest_twisted.ensureDeferred
+async def test_acknowledge_does_not_wait_for_intake_row_lock(pg_dsn):
+    """Intake holds a registration's row lock while it numbers messages; an
+    acknowledgement meanwhile deletes its messages at once instead of queueing
+    behind that transaction (and intake behind the acknowledgement)."""
+    clock = task.Clock()
+    clock.advance(NOW)
+    store = Backend("postgres", pg_dsn, reactor).make(clock=clock)
+    await store.start()
+    store.read_policy = ReadPolicy(noauth=True)
+    conn = psycopg2.connect(pg_dsn)
+    try:
+        j = new_id()
+        r = await store.register(reg(job_ids=(j,)))
+        await store.accept_events([regjob(j), running(j)])
+        cur = conn.cursor()
+        cur.execute("SET lock_timeout = '20s'")
+        cur.execute("SELECT last_seq FROM notif_registrations WHERE unique_id = %s FOR UPDATE",
+                    (r.notif_id.rpartition(":")[2],))
+        d = store.acknowledge(r.notif_id, 1)
+        d.addTimeout(5, reactor)
+        assert await d == 1
+        assert [m.seq for m in await store.messages(r.notif_id, after_seq=0, limit=9)] == [2]
+        conn.rollback()
+    finally:
+        conn.close()
+        await store.stop()
+
+
 # --- concurrency (PostgreSQL) -----------------------------------------------------------
 
 @pytest_twisted.ensureDeferred

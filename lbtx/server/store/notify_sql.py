@@ -195,26 +195,43 @@ def messages(d: Dialect, unique: str, notif_id: str, after_seq: int, limit: int)
 
 
 def acknowledge(d: Dialect, unique: str, notif_id: str, up_to: int) -> Work:
-    found = yield d.select("SELECT last_seq, acked_seq FROM notif_registrations "
-                           "WHERE unique_id = ?" + d.for_update, (unique,))
+    """Delete the messages up to ``up_to``. The registration's row is read, not
+    locked or written: intake locks that row to number its messages, and an
+    acknowledgement that waited for it (and intake for the acknowledgement) would
+    serialise both behind each other's commits (``acked_seq`` is no longer kept)."""
+    found = yield d.select("SELECT last_seq FROM notif_registrations WHERE unique_id = ?",
+                           (unique,))
     if not found:
         raise UnknownRegistration(notif_id)
-    last, acked = found[0]
-    up_to = min(int(up_to), int(last))
-    if up_to <= acked:
-        return 0
     gone = yield d.select("DELETE FROM notif_messages WHERE unique_id = ? AND seq <= ? "
-                          "RETURNING seq", (unique, up_to))
-    yield d.execute("UPDATE notif_registrations SET acked_seq = ? WHERE unique_id = ?",
-                    (up_to, unique))
+                          "RETURNING seq", (unique, int(up_to)))
     return len(gone)
 
 
-def pending(d: Dialect, now: int, limit: int) -> Work:
-    found = yield d.select("SELECT notif_id, destination, expires, acked_seq + 1 "
-                           "FROM notif_registrations WHERE last_seq > acked_seq AND expires > ? "
-                           "ORDER BY unique_id LIMIT ?", (now, limit))
-    return [(n, dest, int(exp), int(first)) for n, dest, exp, first in found]
+#: a destination POSTed to (as lbtx.server.notify.delivery.is_callback_url)
+_CALLBACK = "(substr(r.destination, 1, 7) = 'http://' OR substr(r.destination, 1, 8) = 'https://')"
+
+
+def pending(d: Dialect, now: int, limit: int, after: str | None = None,
+            callbacks_only: bool = False) -> Work:
+    """Unexpired registrations with queued messages, ordered by unique part, from
+    the one after ``after`` (a unique part; None: the first), only those with a
+    callback URL when ``callbacks_only``: ``(notif_id, destination, expires,
+    first_seq, unique)`` rows."""
+    where = "r.expires > ?"
+    params: list = [now]
+    if after is not None:
+        where += " AND r.unique_id > ?"
+        params.append(after)
+    if callbacks_only:
+        where += " AND " + _CALLBACK
+    found = yield d.select(
+        "SELECT notif_id, destination, expires, first_seq, unique_id FROM ("
+        "SELECT r.unique_id, r.notif_id, r.destination, r.expires, "
+        "(SELECT MIN(m.seq) FROM notif_messages m WHERE m.unique_id = r.unique_id) AS first_seq "
+        f"FROM notif_registrations r WHERE {where}) AS p "
+        "WHERE first_seq IS NOT NULL ORDER BY unique_id LIMIT ?", (*params, limit))
+    return [(n, dest, int(exp), int(first), u) for n, dest, exp, first, u in found]
 
 
 def bootstrap(d: Dialect, notif_id: str, access_of: Callable, now, limit: int,

@@ -122,13 +122,22 @@ class NotificationStoreMixin:
             return policy.access(owner, record)
         return Access.FULL if policy.may_read(owner, record) else None
 
-    def pending_registrations(self, now: int, limit: int) -> Deferred:
+    def pending_registrations(self, now: int, limit: int, *, after: str | None = None,
+                              callbacks_only: bool = False) -> Deferred:
+        """As :class:`INotificationStore`; besides, a scan in pages: ``after`` (a
+        notification id) starts after that registration, and
+        ``callbacks_only`` leaves out registrations without an ``http(s)://``
+        destination (pull and legacy ``host:port`` ones)."""
         d = self._notify_dialect
         try:
             now, limit = int(now), max(0, int(limit))
+            if after is not None:
+                after = notif_unique(after)
         except (ValueError, TypeError) as e:
             return fail(e)
-        return self._notify_read(lambda: q.pending(d, now, limit))
+        callbacks_only = bool(callbacks_only)
+        work = self._notify_read(lambda: q.pending(d, now, limit, after, callbacks_only))
+        return work.addCallback(lambda found: [row[:4] for row in found])
 
     def purge_expired(self, now: int) -> Deferred:
         d = self._notify_dialect
