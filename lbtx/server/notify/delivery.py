@@ -7,9 +7,10 @@ with the headers ``X-LB-Notification`` (the notification id) and
 
 * per registration, in seq order, one request in flight; a message is acknowledged
   in the store (deleted) only after a 2xx answer; acknowledgements are coalesced
-  (``acknowledge(id, up_to_seq)``) and run beside the next request, so a crash
-  between the answer and the acknowledgement re-delivers a message with the same
-  seq, which the receiver recognises;
+  (``acknowledge(id, up_to_seq)``: every ``ack_every`` messages or ``ack_interval``
+  seconds while a backlog is sent, at once when it is empty) and run beside the
+  next request, so a crash between the answer and the acknowledgement re-delivers
+  messages with the same seqs, which the receiver recognises;
 * every request has a timeout; a failure (refused connection, timeout, non-2xx)
   backs off the whole destination (scheme, host and port) with exponential
   backoff and jitter, so a listener that is down costs one attempt per period;
@@ -44,7 +45,11 @@ HEADER_SEQ = "X-LB-Notification-Seq"
 DEFAULT_REQUEST_TIMEOUT = 10 * SECOND
 DEFAULT_SCAN_PERIOD = 2 * SECOND
 DEFAULT_BATCH = 100
-DEFAULT_SCAN_LIMIT = 10000  # rows of one scan (pull registrations with queued messages count too)
+#: while a backlog is sent, an acknowledgement (a write transaction) starts once the
+#: previous one ended and this many messages were answered or this long has passed
+DEFAULT_ACK_EVERY = 50
+DEFAULT_ACK_INTERVAL = 0.1 * SECOND
+DEFAULT_SCAN_LIMIT = 1000  # callback registrations with queued messages per scan (a page)
 _JSON = {b"Content-Type": [b"application/json"], b"User-Agent": [b"lbtx-notify/1"]}
 
 
@@ -92,7 +97,8 @@ class CallbackDelivery:
     def __init__(self, store, http, clock, *, request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
                  batch: int = DEFAULT_BATCH, scan_limit: int = DEFAULT_SCAN_LIMIT,
                  backoff: Backoff = Backoff(), rng: random.Random | None = None,
-                 locks=None):
+                 locks=None, ack_every: int = DEFAULT_ACK_EVERY,
+                 ack_interval: float = DEFAULT_ACK_INTERVAL):
         self.store = store
         self.http = http
         self.clock = clock
@@ -100,6 +106,8 @@ class CallbackDelivery:
         self.batch = batch
         self.scan_limit = scan_limit
         self.backoff = backoff
+        self.ack_every = ack_every
+        self.ack_interval = ack_interval
         self.rng = rng or random.Random()
         self.locks = locks if locks is not None else NoLocks()
         self._active: dict[str, Deferred] = {}   # notif id -> its delivery loop
@@ -107,6 +115,7 @@ class CallbackDelivery:
         self._destinations: dict[str, _Destination] = {}
         self._retry_calls: dict[str, object] = {}  # destination key -> DelayedCall
         self._scanning: Deferred | None = None
+        self._cursor: str | None = None          # the scan goes on after this notif id
         self._scan_again = False
         self._wake_call = None
         self.running = False
@@ -159,11 +168,18 @@ class CallbackDelivery:
         if not self.running:
             return 0
         now = self.clock.seconds()
+        after = self._cursor
         try:
-            rows = yield self.store.pending_registrations(int(now), self.scan_limit)
+            rows = yield self.store.pending_registrations(int(now), self.scan_limit, after=after,
+                                                          callbacks_only=True)
         except Exception:
             self.log.failure("scanning the notification outbox failed")
             return 0
+        # a full page: the next scan goes on after it, at once; else the next one
+        # (at the next wake or period) starts from the first registration again
+        self._cursor = rows[-1][0] if rows and len(rows) >= self.scan_limit else None
+        if self._cursor is not None:
+            self._scan_again = True
         started = 0
         for notif_id, destination, expires, _first_seq in rows:
             if not is_callback_url(destination) or expires <= now:
@@ -210,6 +226,7 @@ class CallbackDelivery:
     def _loop(self, notif_id: str):
         sent = 0          # highest seq answered 2xx in this loop
         acked = 0         # highest seq acknowledged (or being acknowledged)
+        acked_at = self.clock.seconds()  # when the last acknowledgement started
         ack: Deferred | None = None
         try:
             while self.running:
@@ -223,6 +240,11 @@ class CallbackDelivery:
                                                      limit=self.batch)
                 if not messages:
                     self._again.discard(notif_id)
+                    if acked < sent:
+                        if ack is not None and not ack.called:
+                            yield ack
+                        ack = self._acknowledge(notif_id, sent)
+                        acked = sent
                     if ack is None:
                         return
                     yield ack
@@ -236,9 +258,11 @@ class CallbackDelivery:
                         return
                     sent = message.seq
                     self.delivered += 1
-                    if ack is None or ack.called:
+                    if (ack is None or ack.called) and (
+                            sent - acked >= self.ack_every
+                            or self.clock.seconds() - acked_at >= self.ack_interval):
                         ack = self._acknowledge(notif_id, sent)
-                        acked = sent
+                        acked, acked_at = sent, self.clock.seconds()
                 if ack is not None and acked < sent:
                     yield ack
                     ack = self._acknowledge(notif_id, sent)
