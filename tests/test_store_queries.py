@@ -212,3 +212,41 @@ def test_indexed_conditions_go_to_sql():
         assert not exact
         _, _, exact = where_clause(d, ((C(Attr.USERTAG, Op.LESS, "x", name="a"),),))
         assert not exact
+
+
+def test_one_page_queries():
+    """A query with a disjunction of fewer job ids than a page is read in one
+    statement; any other may need several pages."""
+    a, b = JobId.generate("lb.example.org:9000"), JobId.generate("lb.example.org:9000")
+    ids = ((C(Attr.JOBID, Op.EQUAL, a), C(Attr.JOBID, Op.EQUAL, b)),)
+    assert reads.one_page(ids, None)
+    assert reads.one_page(ids + ((C(Attr.EXITCODE, Op.EQUAL, 0),),), None)
+    assert reads.one_page(ids, 3) and not reads.one_page(ids, 2)  # the page is the limit
+    assert reads.one_page(ids + ((C(Attr.EXITCODE, Op.EQUAL, 0),),), 2)  # not exact: 500
+    assert not reads.one_page(((C(Attr.JOBID, Op.EQUAL, a), C(Attr.OWNER, Op.EQUAL, BOB)),), None)
+    assert not reads.one_page(((C(Attr.JOBID, Op.GREATER, a),),), None)
+    assert not reads.one_page(((C(Attr.OWNER, Op.EQUAL, BOB),),), None)
+    many = (tuple(C(Attr.JOBID, Op.EQUAL, JobId.generate("lb.example.org:9000"))
+                  for _ in range(reads.QUERY_PAGE)),)
+    assert not reads.one_page(many, None)
+    assert reads.one_page((many[0][:-1],), None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_queries_by_job_ids(loaded):
+    """Queries naming job ids (one statement on PostgreSQL) find exactly those jobs,
+    with the other conditions and limits applied."""
+    store, records = loaded
+    some = records[::3]
+    query = (tuple(C(Attr.JOBID, Op.EQUAL, r.job_id) for r in some),)
+    assert reads.one_page(query, None)
+    got = await store.query_jobs(query, limit=None)
+    assert [r.job_id for r in got] == [r.job_id for r in some]
+    assert statuses(got) == statuses(some)
+    assert [r.job_id for r in await store.query_jobs(query, limit=2)] == \
+        [r.job_id for r in some[:2]]
+    narrowed = query + ((C(Attr.OWNER, Op.EQUAL, BOB),),)
+    assert [r.job_id for r in await store.query_jobs(narrowed, limit=None)] == \
+        [r.job_id for r in some if subject.same(r.owner, BOB)]
+    unknown = ((C(Attr.JOBID, Op.EQUAL, JobId.generate("lb.example.org:9000")),),)
+    assert await store.query_jobs(unknown, limit=None) == []

@@ -193,7 +193,8 @@ class PostgresJobStore(PostgresNotifications, MaintenanceStoreMixin):
         return self._read(lambda: reads.job_events(POSTGRES, job_id), one_statement=True)
 
     def query_jobs(self, query: JobQuery, *, limit: int | None) -> Deferred:
-        return self._read(lambda: reads.query_jobs(POSTGRES, query, limit))
+        return self._read(lambda: reads.query_jobs(POSTGRES, query, limit),
+                          one_statement=reads.one_page(query, limit))
 
     def user_jobs(self, owner: str, *, limit: int | None = None) -> Deferred:
         return self._read(lambda: reads.user_jobs(POSTGRES, owner, limit))

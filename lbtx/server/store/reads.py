@@ -23,11 +23,11 @@ from lbtx.query.conditions import Attr, Condition, JobQuery, Op, QueryError, job
 from lbtx.server.store import rows
 from lbtx.server.store.conditions_sql import where_clause
 from lbtx.server.store.interfaces import StoredEvent, UnknownJobError
-from lbtx.server.store.sql import Dialect, Work
+from lbtx.server.store.sql import POSTGRES, Dialect, Work
 from lbtx.timeval import Timeval
 
 __all__ = ["job_record", "job_events", "query_jobs", "user_jobs", "user_job_ids", "children",
-           "last_seqcode", "records"]
+           "last_seqcode", "records", "one_page"]
 
 #: rows read per page when Python has the last word on a query
 QUERY_PAGE = 500
@@ -111,6 +111,24 @@ def _check_resolved(query: JobQuery) -> None:
                 raise QueryError("owner NULL must be resolved to the caller first")
 
 
+def _page(exact: bool, limit: int | None) -> int:
+    return limit if exact and limit is not None else QUERY_PAGE
+
+
+def one_page(query: JobQuery, limit: int | None) -> bool:
+    """Whether :func:`query_jobs` reads ``query`` in one statement: one of its
+    disjunctions names fewer job ids (``jobid`` equality) than a page holds, so the
+    first page is the last."""
+    _, _, exact = where_clause(POSTGRES, query)
+    page = _page(exact, limit)
+    for ors in query:
+        if ors and all(c.attr == Attr.JOBID and c.op == Op.EQUAL and isinstance(c.value, JobId)
+                       for c in ors):
+            if len({str(c.value) for c in ors}) < page:
+                return True
+    return False
+
+
 def query_jobs(d: Dialect, query: JobQuery, limit: int | None) -> Work:
     """At most ``limit`` records matching ``query``, ordered by unique id."""
     _check_resolved(query)
@@ -119,7 +137,7 @@ def query_jobs(d: Dialect, query: JobQuery, limit: int | None) -> Work:
         return []
     out: list[JobRecord] = []
     after: tuple | None = None
-    page = limit if exact and limit is not None else QUERY_PAGE
+    page = _page(exact, limit)
     while True:
         clauses = list(where)
         args = list(params)
