@@ -288,12 +288,11 @@ class SpoolDelivery:
             self._pump(store)
 
     def _check(self, store: SpoolStore, line: bytes) -> str | None:
-        reason = layout.check_line(line)
+        reason, raw = layout.checked_jobid(line)
         if reason is not None:
             return reason
         if store.jobid is None:
             return "no line of this file names its job"
-        raw = layout.raw_jobid(line)
         if raw != store.raw_jobid:
             other = reader.jobid_of_line(line)
             if other is None or layout.spool_stem(other) != store.stem:

@@ -31,8 +31,8 @@ from lbtx.logger.durable import fdatasync
 from lbtx.logger.errors import SpoolLockedError
 
 __all__ = ["EVENT_SUFFIX", "LINE_PREFIX", "POSITION_SUFFIX", "QUARANTINE_DIR", "LineCheck",
-           "acquire_directory_lock", "check_line", "event_file_name", "find_torn_tail", "format_line",
-           "is_event_file", "line_before", "lllid_of", "raw_jobid", "release_directory_lock", "repair_tail",
+           "acquire_directory_lock", "check_line", "checked_jobid", "event_file_name",
+           "find_torn_tail", "format_line", "is_event_file", "line_before", "lllid_of", "raw_jobid", "release_directory_lock", "repair_tail",
            "spool_stem", "stem_of", "validate_line"]
 
 EVENT_SUFFIX = ".ulm"
@@ -106,15 +106,22 @@ def raw_jobid(line: bytes) -> bytes | None:
 def check_line(line: bytes) -> str | None:
     """Cheap structural check of a spool line: LF-terminated, the logger's prefix, no
     NUL, a DG.JOBID. Returns None when good, else why not."""
+    return checked_jobid(line)[0]
+
+
+def checked_jobid(line: bytes) -> tuple[str | None, bytes | None]:
+    """:func:`check_line` and :func:`raw_jobid` with one search: ``(None, raw job id)``
+    for a good line, ``(why not, None)`` otherwise."""
     if not line.endswith(b"\n"):
-        return "no line feed at the end"
+        return "no line feed at the end", None
     if b"\0" in line:
-        return "NUL byte in the line"
+        return "NUL byte in the line", None
     if not _PREFIX_RE.match(line):
-        return "no DG.LLLID prefix"
-    if raw_jobid(line) is None:
-        return "no DG.JOBID"
-    return None
+        return "no DG.LLLID prefix", None
+    m = _JOBID_RE.search(line)
+    if m is None:
+        return "no DG.JOBID", None
+    return None, m.group(1)
 
 
 def validate_line(line: bytes) -> str | None:
