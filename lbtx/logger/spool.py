@@ -35,7 +35,8 @@ from lbtx.logger.durable import DiskWorker, GroupSync, flush_tree, fsync_directo
 from lbtx.logger.journal import SEGMENT_BYTES
 from lbtx.logger.errors import (SpoolClosedError, SpoolError, SpoolFullError, SpoolLockedError,
                                 SpoolWriteError)
-from lbtx.logger.writer import Appended, Checkpoint, Cut, SpoolWriter, StartReport
+from lbtx.logger.writer import (Appended, Checkpoint, Cut, SpoolWriter, StartReport,
+                                default_max_open_files)
 
 __all__ = ["Appended", "Cut", "Spool", "StartReport", "SpoolClosedError", "SpoolError", "SpoolFullError",
            "SpoolLockedError", "SpoolWriteError"]
@@ -75,7 +76,7 @@ class Spool:
                  check: layout.LineCheck = layout.validate_line,
                  segment_bytes: int = SEGMENT_BYTES,
                  max_batch_lines: int = MAX_BATCH_LINES, max_batch_bytes: int = MAX_BATCH_BYTES,
-                 max_open_files: int = 256,
+                 max_open_files: int | None = None,
                  lllid_start: int | None = None):
         self.directory = directory
         self._own_workers: list[DiskWorker] = []
@@ -88,6 +89,8 @@ class Spool:
         self._worker = worker
         self._checkpoint_worker = checkpoint_worker if checkpoint_worker is not None else worker
         self._checkpoints: list[Deferred] = []
+        if max_open_files is None:
+            max_open_files = default_max_open_files()
         self._writer = SpoolWriter(directory, sync=sync, sync_directory=sync_directory,
                                    flush=flush, check=check, max_open_files=max_open_files,
                                    segment_bytes=segment_bytes)

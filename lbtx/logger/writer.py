@@ -39,9 +39,25 @@ from lbtx.logger.errors import SpoolWriteError, write_error
 from lbtx.logger.journal import SEGMENT_BYTES, Journal, journal_record, parse_segment
 from lbtx.logger.quarantine import quarantine_lines
 
-__all__ = ["Appended", "Checkpoint", "Cut", "SpoolWriter", "StartReport"]
+__all__ = ["Appended", "Checkpoint", "Cut", "SpoolWriter", "StartReport",
+           "default_max_open_files"]
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def default_max_open_files() -> int:
+    """How many job files the writer keeps open: a quarter of the soft limit on open
+    files (the logger needs the rest for its connections and the interlogger),
+    between 64 and 4096. Every job of a batch beyond it costs an open, a close and
+    a repair check."""
+    try:
+        import resource
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return 256
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(64, min(4096, soft // 4))
 
 
 class Appended:
@@ -125,7 +141,7 @@ class SpoolWriter:
     sync_directory: Callable[[str], None] = fsync_directory
     flush: Callable[[str], None] = flush_tree
     check: layout.LineCheck = layout.validate_line
-    max_open_files: int = 256
+    max_open_files: int = field(default_factory=default_max_open_files)
     segment_bytes: int = SEGMENT_BYTES
     _open: "OrderedDict[str, _Handle]" = field(default_factory=OrderedDict)
     _cuts: list[Cut] = field(default_factory=list)
