@@ -199,3 +199,41 @@ async def test_pull_and_legacy_destinations_are_left_alone(store):
     await deferLater(reactor, 0.1, lambda: None)
     assert http.calls == []
     await delivery.stop()
+
+
+class AnsweringHTTP(RecordingHTTP):
+    """Answers every POST with 200 at once."""
+
+    def post(self, url, data, headers, timeout):
+        d = super().post(url, data, headers, timeout)
+        d.callback(_Response(200))
+        return d
+
+
+@pytest_twisted.ensureDeferred
+async def test_scan_pages_reach_every_callback_registration_past_pull_backlogs(store):
+    """Pull registrations with backlogs sort before the callback ones; with one
+    registration per scan page every callback registration is still delivered,
+    the pull backlogs stay queued; acknowledgements (coalesced) leave nothing."""
+    clock = Clock()
+    clock.advance(time.time())
+    ids = [f"https://lb.example.org:9000/NOTIF:page{i}xxxxxxxxxxxxxxxx" for i in range(6)]
+    for i, notif in enumerate(ids):
+        await store.register(Registration(
+            notif_id=notif, owner=ALICE, destination=None if i < 3 else f"{URL}{i}",
+            expires=int(clock.seconds()) + 3600, conditions=(), job_ids=(), flags=Flags.NONE))
+    lines = [ln for _, s in job_streams(1, "lb.example.org:9000") for ln in s]
+    await store.accept_events([ulm.parse(ln, require_user=True) for ln in lines], lines)
+    last = (await store.registration(ids[0])).last_seq
+    assert last > 1
+    http = AnsweringHTTP()
+    delivery = make(store, http, clock, scan_limit=1, ack_every=2)
+    # wakes and the next page are calls at 0 s on the Clock: let them run
+    await until(lambda: clock.advance(0) or (len(http.calls) == 3 * last
+                                             and not delivery._active))
+    assert sorted({c["url"] for c in http.calls}) == [f"{URL}{i}" for i in (3, 4, 5)]
+    for notif in ids[3:]:
+        assert await store.messages(notif, after_seq=0, limit=100) == []
+    for notif in ids[:3]:
+        assert len(await store.messages(notif, after_seq=0, limit=100)) == last
+    await delivery.stop()

@@ -16,7 +16,8 @@ with the headers ``X-LB-Notification`` (the notification id) and
   backoff and jitter, so a listener that is down costs one attempt per period;
 * the registration is read again before each batch: a Bind moves the backlog to
   the new URL, a Drop or the expiry stops it; nothing is sent after expiry;
-* work is found by a periodic scan (``store.pending_registrations``) and by
+* work is found by a periodic scan (``store.pending_registrations``, in pages of
+  callback registrations only, so pull backlogs cannot crowd them out) and by
   :meth:`wake` (after intake commits, after New/Bind/Refresh), coalesced.
 
 Legacy ``host:port`` destinations and pull registrations (no destination) are left
