@@ -69,7 +69,7 @@ def _aggregate(value) -> list:
     return value
 
 
-def records(found: list[tuple]) -> list[JobRecord]:
+def _records_of(found: list[tuple]) -> list[JobRecord]:
     """Records from rows of :func:`_record_select` (RECORD_COLUMNS, ACL, children)."""
     n = len(rows.RECORD_COLUMNS)
     out = []
@@ -79,12 +79,40 @@ def records(found: list[tuple]) -> list[JobRecord]:
     return out
 
 
+#: the plain ``jobs`` columns of a record, for callers that complete them with :func:`records`
+_RECORD_SELECT = "SELECT " + ", ".join("j." + c for c in rows.RECORD_COLUMNS) + " FROM jobs j"
+
+
+def records(d: Dialect, found: list[tuple]) -> Work:
+    """Complete plain ``jobs`` rows (RECORD_COLUMNS order, as ``_RECORD_SELECT``
+    reads them) with their ACL and children: two more statements at most (the
+    reads here use :func:`_record_select`, which needs none)."""
+    if not found:
+        return []
+    ids = d.list_param(r[0] for r in found)
+    acl_rows = yield d.select(
+        "SELECT jobid, user_id, user_id_type, permission, permission_type FROM acl WHERE "
+        + d.in_list("jobid") + " ORDER BY jobid, pos", (ids,))
+    acl: dict[str, list] = {}
+    for jobid, *entry in acl_rows:
+        acl.setdefault(jobid, []).append(entry)
+    kids: dict[str, list] = {}
+    parents = [r[0] for r in found if r[3]]
+    if parents:
+        child_rows = yield d.select(
+            "SELECT parent, child FROM subjobs WHERE " + d.in_list("parent")
+            + " ORDER BY parent, pos", (d.list_param(parents),))
+        for parent, child in child_rows:
+            kids.setdefault(parent, []).append(child)
+    return [rows.record_from_row(r, acl.get(r[0], ()), kids.get(r[0], ())) for r in found]
+
+
 def job_record(d: Dialect, job_id: JobId) -> Work:
     """The job's full record; :class:`UnknownJobError` if there is none. One statement."""
     found = yield d.select(_record_select(d) + " WHERE j.jobid = ?", (str(job_id),))
     if not found:
         raise UnknownJobError(job_id)
-    return records(found)[0]
+    return _records_of(found)[0]
 
 
 def job_events(d: Dialect, job_id: JobId) -> Work:
@@ -149,7 +177,7 @@ def query_jobs(d: Dialect, query: JobQuery, limit: int | None) -> Work:
             text += " WHERE " + " AND ".join(clauses)
         text += f" ORDER BY j.unique_id, j.jobid LIMIT {int(page)}"
         found = yield d.select(text, args)
-        for rec in records(found):
+        for rec in _records_of(found):
             if job_matches(rec.status, query):
                 out.append(rec)
                 if limit is not None and len(out) >= limit:
@@ -188,7 +216,7 @@ def children(d: Dialect, parent_id: JobId) -> Work:
         (str(parent_id),))
     if not found:
         raise UnknownJobError(parent_id)
-    return records([r for r in found if r[0] is not None])
+    return _records_of([r for r in found if r[0] is not None])
 
 
 def last_seqcode(d: Dialect, job_id: JobId) -> Work:
