@@ -217,21 +217,24 @@ def pending(d: Dialect, now: int, limit: int, after: str | None = None,
     """Unexpired registrations with queued messages, ordered by unique part, from
     the one after ``after`` (a unique part; None: the first), only those with a
     callback URL when ``callbacks_only``: ``(notif_id, destination, expires,
-    first_seq, unique)`` rows."""
+    first_seq, unique)`` rows. The registrations are found from the outbox by a
+    skip scan of its key (one index probe per registration with messages), so the
+    scan costs nothing for the registrations without a backlog."""
     where = "r.expires > ?"
-    params: list = [now]
-    if after is not None:
-        where += " AND r.unique_id > ?"
-        params.append(after)
     if callbacks_only:
         where += " AND " + _CALLBACK
     found = yield d.select(
-        "SELECT notif_id, destination, expires, first_seq, unique_id FROM ("
-        "SELECT r.unique_id, r.notif_id, r.destination, r.expires, "
-        "(SELECT MIN(m.seq) FROM notif_messages m WHERE m.unique_id = r.unique_id) AS first_seq "
-        f"FROM notif_registrations r WHERE {where}) AS p "
-        "WHERE first_seq IS NOT NULL ORDER BY unique_id LIMIT ?", (*params, limit))
-    return [(n, dest, int(exp), int(first), u) for n, dest, exp, first, u in found]
+        "WITH RECURSIVE u(id) AS ("
+        "SELECT (SELECT MIN(unique_id) FROM notif_messages WHERE unique_id > ?) "
+        "UNION ALL SELECT (SELECT MIN(m.unique_id) FROM notif_messages m "
+        "WHERE m.unique_id > u.id) FROM u WHERE u.id IS NOT NULL) "
+        "SELECT r.notif_id, r.destination, r.expires, "
+        "(SELECT MIN(m.seq) FROM notif_messages m WHERE m.unique_id = r.unique_id), "
+        "r.unique_id FROM u JOIN notif_registrations r ON r.unique_id = u.id "
+        f"WHERE {where} ORDER BY r.unique_id LIMIT ?",
+        ("" if after is None else after, now, limit))
+    return [(n, dest, int(exp), int(first), u) for n, dest, exp, first, u in found
+            if first is not None]
 
 
 def bootstrap(d: Dialect, notif_id: str, access_of: Callable, now, limit: int,
