@@ -33,3 +33,24 @@ def make_ca(d: Path, users=(), *, host: str = "localhost") -> Path:
         lbtx("ca", "proxy", "--cert", d / "users" / user / "usercert.pem", "--key",
              d / "users" / user / "userkey.pem", "--out", d / f"{user}.pem", "--key-type", "ec")
     return d
+
+
+def tls_listen(ca: Path, port: int, **extra: str) -> str:
+    """An ``lbtls:`` listening description on 127.0.0.1 with the CA's localhost host
+    certificate (``extra``: more keywords, e.g. ``handshake_timeout``)."""
+    host = ca / "hosts" / "localhost"
+    more = "".join(f":{k}={v}" for k, v in extra.items())
+    return (f"lbtls:{port}:interface=127.0.0.1:cert={host / 'hostcert.pem'}"
+            f":key={host / 'hostkey.pem'}:cadir={ca / 'certificates'}{more}")
+
+
+def start_tls_server(ca: Path, tmp: Path):
+    """A ``twistd lb-server`` with its query and store ports on TLS (a port pair);
+    returns ``(process, query port)``, the store on the port after it."""
+    from daemon_support import free_port_pair, start_daemon
+    port = free_port_pair()
+    proc = start_daemon("lb-server", [
+        "--data-dir", str(tmp / "data"), "--listen-store", tls_listen(ca, port + 1),
+        "--listen-query", tls_listen(ca, port), "--server-name", f"localhost:{port}"],
+        tmp, port + 1, tag="server")
+    return proc, port

@@ -12,9 +12,9 @@ import pytest
 
 from lbtx.cli.connection import tls_wanted
 
-from ca_support import make_ca
-from cli_support import command_env, free_port_pair, registered, run
-from daemon_support import start_daemon, stop_daemon
+from ca_support import make_ca, start_tls_server
+from cli_support import command_env, registered, run
+from daemon_support import stop_daemon
 
 ALICE = "/DC=org/DC=example/CN=alice"
 
@@ -29,14 +29,7 @@ def pki(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(pki, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("clitls-server")
-    port = free_port_pair()
-    host = pki / "hosts" / "localhost"
-    tls = (f"interface=127.0.0.1:cert={host / 'hostcert.pem'}:key={host / 'hostkey.pem'}"
-           f":cadir={pki / 'certificates'}")
-    proc = start_daemon("lb-server", [
-        "--data-dir", str(tmp / "data"), "--listen-store", f"lbtls:{port + 1}:{tls}",
-        "--listen-query", f"lbtls:{port}:{tls}", "--server-name", f"localhost:{port}"],
-        tmp, port + 1, tag="server")
+    proc, port = start_tls_server(pki, tmp)
     yield port
     stop_daemon(proc)
 

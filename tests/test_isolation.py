@@ -30,9 +30,9 @@ from lbtx.protocols.box.messages import ResultCode
 from lbtx.protocols.legacy_query.http import ResponseDecoder, format_request
 from lbtx.query.conditions import Attr, Condition, Op
 
-from ca_support import make_ca
-from cli_support import command_env, free_port_pair, run
-from daemon_support import start_daemon, stop_daemon
+from ca_support import make_ca, start_tls_server
+from cli_support import command_env, run
+from daemon_support import stop_daemon
 
 USERS = {"alice": "/DC=org/DC=example/CN=alice", "bob": "/DC=org/DC=example/CN=bob"}
 PER_USER = 500
@@ -46,14 +46,7 @@ def world(tmp_path_factory):
     """The server, the users' jobs, the grants; yields a dict describing them."""
     tmp = tmp_path_factory.mktemp("isolation")
     pki = make_ca(tmp / "ca", list(USERS))
-    port = free_port_pair()
-    host = pki / "hosts" / "localhost"
-    tls = (f"interface=127.0.0.1:cert={host / 'hostcert.pem'}:key={host / 'hostkey.pem'}"
-           f":cadir={pki / 'certificates'}")
-    proc = start_daemon("lb-server", [
-        "--data-dir", str(tmp / "data"), "--listen-store", f"lbtls:{port + 1}:{tls}",
-        "--listen-query", f"lbtls:{port}:{tls}", "--server-name", f"localhost:{port}"],
-        tmp, port + 1, tag="server")
+    proc, port = start_tls_server(pki, tmp)
     rng = random.Random(SEED)
     w = {"pki": pki, "port": port, "jobs": {}, "read": {}, "tag": set(), "tags": {}}
     try:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ca_support import make_ca
+from ca_support import make_ca, tls_listen
 from daemon_support import free_port, free_port_pair, start_daemon, stop_daemon
 
 IDLE = 1.5        # --idle-timeout of the daemons, seconds
@@ -37,15 +37,12 @@ def _dropped_after(address) -> float:
 def daemons(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("silent")
     pki = make_ca(tmp / "ca")
-    host = pki / "hosts" / "localhost"
-    tls = (f"interface=127.0.0.1:cert={host / 'hostcert.pem'}:key={host / 'hostkey.pem'}"
-           f":cadir={pki / 'certificates'}:handshake_timeout={IDLE}")
     port, tls_port, logger_port = free_port_pair(), free_port(), free_port()
     server = start_daemon("lb-server", [
         "--data-dir", str(tmp / "server"), "--idle-timeout", str(IDLE),
         "--listen-query", f"tcp:{port}:interface=127.0.0.1",
         "--listen-store", f"tcp:{port + 1}:interface=127.0.0.1",
-        "--listen-store", f"lbtls:{tls_port}:{tls}"], tmp, port + 1, tag="server")
+        "--listen-store", tls_listen(pki, tls_port, handshake_timeout=IDLE)], tmp, port + 1, tag="server")
     sock = tmp / "logger.sock"
     logger = start_daemon("lb-logger", [
         "--data-dir", str(tmp / "logger"), "--socket", str(sock), "--idle-timeout", str(IDLE),

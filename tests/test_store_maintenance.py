@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 
 from lbtx.events import make_event
 from lbtx.jobid import JobId
@@ -13,7 +12,7 @@ from lbtx.server.store.interfaces import UnknownJobError
 from lbtx.server.store.maintenance_sql import NEVER
 from lbtx.timeval import Timeval
 
-from store_support import Backend
+from test_store_contract import backend, store  # noqa: F401  (the two stores)
 
 ALICE = "/DC=org/DC=example/CN=Alice"
 PREFIX = "https://lb.example.org:9000/"
@@ -21,21 +20,6 @@ DAY = 86400
 T0 = Timeval(1_700_000_000, 0)
 SEQ = ("UI=000000:NS=0000000001:WM=000000:BH=0000000000:JSS=000000:LM=000000:LRMS=000000:"
        "APP=000000:LBS=000000")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request, tmp_path):
-    if request.param == "sqlite":
-        return Backend("sqlite", str(tmp_path / "data" / "lbtx.sqlite"), reactor)
-    return Backend("postgres", request.getfixturevalue("pg_dsn"), reactor)
-
-
-@pytest_twisted.async_yield_fixture
-async def store(backend):
-    s = backend.make()
-    await s.start()
-    yield s
-    await s.stop()
 
 
 def reg(job, t=T0, jobtype="SIMPLE", nsubjobs=0, arrived=None):
