@@ -186,6 +186,29 @@ def test_a_cancelled_batch_with_the_store_drops_its_outcome():
     assert _codes(later) == [ResultCode.STORED]
 
 
+def test_cancelled_batches_of_a_merged_call_are_neither_answered_nor_run_again():
+    """A merged call with batches cancelled meanwhile: on success their outcomes are
+    dropped; on failure they are not run again alone (no AlreadyCalledError)."""
+    store = ControlledStore()
+    intake = IntakeHandler(store, max_inflight=1)
+    intake.handle_batch(PEER, [line(0)])
+    gone, kept = intake.handle_batch(PEER, [line(1)]), intake.handle_batch(PEER, [line(2)])
+    store.answer(0)
+    assert store.users(1) == ["/CN=User 1", "/CN=User 2"]    # merged
+    gone.cancel()
+    store.fail(1, RuntimeError("state machine broke"))
+    assert store.users(2) == ["/CN=User 2"]                   # only the live one again
+    store.answer(2)
+    assert _codes(kept) == [ResultCode.STORED]
+    assert _codes(gone).check(defer.CancelledError) and len(store.calls) == 3
+    a, b = intake.handle_batch(PEER, [line(3)]), intake.handle_batch(PEER, [line(4)])
+    c = intake.handle_batch(PEER, [line(5)])
+    store.answer(3)
+    b.cancel()
+    store.answer(4)
+    assert _codes(c) == [ResultCode.STORED] and _codes(a) == [ResultCode.STORED]
+
+
 def test_max_inflight_must_be_positive():
     with pytest.raises(ValueError):
         IntakeHandler(ControlledStore(), max_inflight=0)

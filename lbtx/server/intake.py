@@ -238,22 +238,27 @@ class IntakeHandler:
         self._inflight -= 1
         self._holding = True  # answers may bring new batches: let them gather first
         try:
+            # a batch cancelled while with the store (its request deadline, its
+            # connection gone) has been answered already: its outcome is dropped
             if not isinstance(result, Failure):
                 start = 0
                 for item in group:
                     end = start + len(item.events)
-                    item.deferred.callback(result[start:end])
+                    if not item.deferred.called:
+                        item.deferred.callback(result[start:end])
                     start = end
             elif len(group) > 1 and not result.check(StoreUnavailableError):
                 self.log.info("a merged store call of {count} batches failed ({error}); "
                               "running them one by one", count=len(group),
                               error=result.getErrorMessage())
                 for item in reversed(group):
-                    item.alone = True
-                    self._queue.appendleft(item)
+                    if not item.deferred.called:
+                        item.alone = True
+                        self._queue.appendleft(item)
             else:
                 for item in group:
-                    item.deferred.errback(result)
+                    if not item.deferred.called:
+                        item.deferred.errback(result)
         finally:
             self._holding = False
         self._drain()
