@@ -12,12 +12,13 @@ quiet exit and ``KeyboardInterrupt`` into 130.
 
 from __future__ import annotations
 
+import getopt
 import os
 import shutil
 import sys
-from typing import Callable
+from typing import Callable, NamedTuple, Sequence, TextIO
 
-__all__ = ["program_name", "run", "exit_status"]
+__all__ = ["program_name", "run", "exit_status", "begin", "Invocation"]
 
 
 def program_name(argv0: str | None = None) -> str:
@@ -32,6 +33,39 @@ def program_name(argv0: str | None = None) -> str:
         if found and os.path.abspath(found) == os.path.normpath(argv0):
             return base
     return argv0
+
+
+class Invocation(NamedTuple):
+    """A command's parsed options and the streams and settings it runs with."""
+
+    opts: list
+    rest: list
+    out: TextIO
+    err: TextIO
+    settings: object
+    prog: str
+
+
+def begin(argv: list[str] | None, out: TextIO | None, err: TextIO | None, settings,
+          short: str, longs: Sequence[str] = (), *, usage: Callable[[str, TextIO], None],
+          status: int = 1) -> "Invocation | int":
+    """The common start of a command: its arguments (``sys.argv`` when None) parsed
+    with GNU getopt, the streams (stdout/stderr by default), the settings (the
+    environment's by default) and its name; or ``status`` after printing the
+    getopt error and the usage when the command line is refused."""
+    from lbtx.cli.environment import Settings
+    args = sys.argv[1:] if argv is None else list(argv)
+    out = out or sys.stdout
+    err = err or sys.stderr
+    settings = settings or Settings.from_env()
+    prog = program_name()
+    try:
+        opts, rest = getopt.gnu_getopt(args, short, list(longs))
+    except getopt.GetoptError as e:
+        err.write(f"{prog}: {e.msg}\n")
+        usage(prog, err)
+        return status
+    return Invocation(opts, rest, out, err, settings, prog)
 
 
 def exit_status(code: int) -> int:

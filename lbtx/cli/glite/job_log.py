@@ -20,15 +20,13 @@ a bad option (usage on stderr), an unparsable id (``<arg>: can't parse job ID``)
 
 from __future__ import annotations
 
-import getopt
-import sys
 import time
 from typing import TextIO
 
 from lbtx.cli.client_error import ClientError
 from lbtx.cli.environment import Address, AddressError, Settings, query_address
 from lbtx.cli.event_text import unparse_event
-from lbtx.cli.program import program_name, run
+from lbtx.cli.program import begin, run
 from lbtx.cli.query_client import QueryClient
 from lbtx.errors import LBFormatError
 from lbtx.jobid import JobId
@@ -57,17 +55,11 @@ def _number(text: str, kind):
 def main(argv: list[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None, settings: Settings | None = None,
          sleep=time.sleep) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(args, "r:d:xX:h")
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        usage(prog, err)
-        return 1
+    begun = begin(argv, out, err, settings, "r:d:xX:h", usage=usage,
+                  status=1)
+    if isinstance(begun, int):
+        return begun
+    opts, rest, out, err, settings, prog = begun
     repeat, delay, proxy = 0, DEFAULT_DELAY, None
     try:
         for opt, value in opts:

@@ -41,16 +41,14 @@ options (usage, which names ``-E``, on stderr).
 from __future__ import annotations
 
 import errno
-import getopt
 import socket
-import sys
 from typing import TextIO
 
 from lbtx import ulm
 from lbtx.cli.client_error import ClientError, strerror
 from lbtx.cli.environment import (Address, AddressError, Settings, parse_server,
                                   store_address)
-from lbtx.cli.program import program_name, run
+from lbtx.cli.program import begin, run
 from lbtx.cli.store_client import result_error, send_events
 from lbtx.errors import LBFormatError
 from lbtx.events import Event, make_event
@@ -123,17 +121,11 @@ def _deliver(address: Address, events: list[Event], timeout: float) -> None:
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None, settings: Settings | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(args, "m:xX:j:s:o:n:SCPcvl:e:Eh")
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        usage(prog, err)
-        return errno.EINVAL
+    begun = begin(argv, out, err, settings, "m:xX:j:s:o:n:SCPcvl:e:Eh", usage=usage,
+                  status=errno.EINVAL)
+    if isinstance(begun, int):
+        return begun
+    opts, rest, out, err, settings, prog = begun
     o = {}
     for opt, value in opts:
         if opt == "-h":

@@ -7,16 +7,14 @@ requests (formats.md §7.11). The server needs ``PURGE`` (purge) or
 from __future__ import annotations
 
 import calendar
-import getopt
 import re
-import sys
 import time
 from typing import TextIO
 
 from lbtx import __version__
 from lbtx.cli.client_error import ClientError
 from lbtx.cli.environment import Address, AddressError, Settings, parse_server, query_address
-from lbtx.cli.program import program_name, run
+from lbtx.cli.program import begin, run
 from lbtx.cli.query_client import QueryClient, interpret
 from lbtx.protocols.legacy_query import maintenance_xml as mx
 from lbtx.protocols.legacy_query.errors import ErrorCode
@@ -76,22 +74,6 @@ def _uldate(epoch: int) -> str:
     return Timeval(int(epoch), 0).to_ulm()
 
 
-def _begin(argv, out, err, settings, short: str, longs: list[str], usage):
-    """Common start of the three commands: ``(opts, rest, out, err, settings, prog)``,
-    or the exit status of a command line getopt refuses."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    out, err = out or sys.stdout, err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(args, short, longs)
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        usage(prog, err)
-        return 1
-    return opts, rest, out, err, settings, prog
-
-
 def _failed(err: TextIO, call: str, e) -> None:
     """``Error running the <call>().`` and ``<error> (<desc>)`` on stderr."""
     text = e.text() if isinstance(e, ClientError) else ClientError(ErrorCode.EINVAL, str(e)).text()
@@ -109,10 +91,10 @@ def _purge_usage(prog: str, err: TextIO) -> None:
 
 def purge_main(argv: list[str] | None = None, *, out: TextIO | None = None,
                err: TextIO | None = None, settings: Settings | None = None) -> int:
-    begun = _begin(argv, out, err, settings, "m:j:a:c:n:e:o:rlsit:bxX:dhv",
+    begun = begin(argv, out, err, settings, "m:j:a:c:n:e:o:rlsit:bxX:dhv",
                    ["server=", "jobs=", "aborted=", "cleared=", "cancelled=", "done=", "other=",
                     "dry-run", "return-list", "server-dump", "client-dump", "target-runtime=",
-                    "background", "proxy", "sock=", "debug", "help", "version"], _purge_usage)
+                    "background", "proxy", "sock=", "debug", "help", "version"], usage=_purge_usage)
     if isinstance(begun, int):
         return begun
     opts, rest, out, err, settings, prog = begun
@@ -225,8 +207,8 @@ def _interval_lines(out: TextIO, result) -> None:
 
 def dump_main(argv: list[str] | None = None, *, out: TextIO | None = None,
               err: TextIO | None = None, settings: Settings | None = None) -> int:
-    begun = _begin(argv, out, err, settings, "m:f:t:dhv",
-                   ["server=", "from=", "to=", "debug", "help", "version"], _dump_usage)
+    begun = begin(argv, out, err, settings, "m:f:t:dhv",
+                   ["server=", "from=", "to=", "debug", "help", "version"], usage=_dump_usage)
     if isinstance(begun, int):
         return begun
     opts, rest, out, err, settings, prog = begun
@@ -282,8 +264,8 @@ def _load_usage(prog: str, err: TextIO) -> None:
 
 def load_main(argv: list[str] | None = None, *, out: TextIO | None = None,
               err: TextIO | None = None, settings: Settings | None = None) -> int:
-    begun = _begin(argv, out, err, settings, "m:f:dhv",
-                   ["server=", "file=", "debug", "help", "version"], _load_usage)
+    begun = begin(argv, out, err, settings, "m:f:dhv",
+                   ["server=", "file=", "debug", "help", "version"], usage=_load_usage)
     if isinstance(begun, int):
         return begun
     opts, rest, out, err, settings, prog = begun

@@ -28,14 +28,13 @@ usage on stderr, exit 0. ``-v`` echoes the parsed queries on stdout.
 from __future__ import annotations
 
 import errno
-import getopt
 import sys
 from typing import TextIO
 
 from lbtx.cli.client_error import ClientError
 from lbtx.cli.condition_text import ConditionSyntaxError, parse_lines, split_queries
 from lbtx.cli.environment import Address, AddressError, Settings, query_address
-from lbtx.cli.program import program_name, run
+from lbtx.cli.program import begin, run
 from lbtx.cli.query_client import QueryClient
 from lbtx.cli.status_text import flat_block
 from lbtx.protocols.legacy_query.errors import ErrorCode
@@ -78,17 +77,11 @@ def _mode(settings: Settings) -> QueryResults:
 def main(argv: list[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None, inp: TextIO | None = None,
          settings: Settings | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(args, "hvsem:i:Pp:CSNr:J:E:R:")
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        usage(prog, err)
-        return errno.EINVAL
+    begun = begin(argv, out, err, settings, "hvsem:i:Pp:CSNr:J:E:R:", usage=usage,
+                  status=errno.EINVAL)
+    if isinstance(begun, int):
+        return begun
+    opts, rest, out, err, settings, prog = begun
     verbose = states = events = False
     server = infile = None
     proxy: Address | None = None

@@ -21,15 +21,13 @@ is ``-1``). Errors: ``<prog>: <strerror> (<desc>)`` on stderr, exit 1.
 from __future__ import annotations
 
 import functools
-import getopt
-import sys
 from typing import Any, Callable, Sequence, TextIO
 
 from lbtx import seqcode
 from lbtx.cli.client_error import ClientError
 from lbtx.cli.environment import AddressError, Settings, query_address
 from lbtx.cli.jdl import jdl_attribute
-from lbtx.cli.program import program_name, run
+from lbtx.cli.program import begin, run
 from lbtx.cli.query_client import QueryClient
 from lbtx.cli.status_text import NULL, state_name
 from lbtx.errors import LBFormatError
@@ -127,17 +125,11 @@ def history(job_id: JobId, events: Sequence[Event]) -> list[tuple[Event, JobStat
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None, settings: Settings | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(args, "f:h", ["fields=", "help"])
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        usage(prog, err)
-        return 1
+    begun = begin(argv, out, err, settings, "f:h", ["fields=", "help"], usage=usage,
+                  status=1)
+    if isinstance(begun, int):
+        return begun
+    opts, rest, out, err, settings, prog = begun
     fields = DEFAULT_FIELDS
     for opt, value in opts:
         if opt in ("-h", "--help"):

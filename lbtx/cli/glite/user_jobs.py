@@ -20,13 +20,11 @@ lines are ``\\t<jobid>``. ``-h``: usage on stderr, exit 0. Errors: ``<prog>:
 
 from __future__ import annotations
 
-import getopt
-import sys
 from typing import TextIO
 
 from lbtx.cli.client_error import ClientError
 from lbtx.cli.environment import Address, AddressError, Settings, query_address
-from lbtx.cli.program import program_name, run
+from lbtx.cli.program import begin, run
 from lbtx.cli.query_client import QueryClient
 from lbtx.cli.status_text import state_name
 from lbtx.protocols.legacy_query.errors import ErrorCode
@@ -72,17 +70,11 @@ def job_lines(jobs) -> list[str]:
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None, settings: Settings | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
-    settings = settings or Settings.from_env()
-    prog = program_name()
-    try:
-        opts, rest = getopt.gnu_getopt(args, "hxn", ["help", "proxy", "no-states"])
-    except getopt.GetoptError as e:
-        err.write(f"{prog}: {e.msg}\n")
-        usage(prog, err)
-        return 1
+    begun = begin(argv, out, err, settings, "hxn", ["help", "proxy", "no-states"], usage=usage,
+                  status=1)
+    if isinstance(begun, int):
+        return begun
+    opts, rest, out, err, settings, prog = begun
     proxy, no_states = False, False
     for opt, _ in opts:
         if opt in ("-h", "--help"):
