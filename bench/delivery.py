@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from lbtx.jobid import JobId  # noqa: E402
 from lbtx.producer import Producer  # noqa: E402
+from processes import cpu_seconds  # noqa: E402
 from spool import run_baseline  # noqa: E402
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -81,13 +82,6 @@ def _produce(sock: str, events: int, batch: int, warmup, start, ready, done) -> 
             latencies.append(clock() - t)
     done.put((events, latencies, time.process_time() - cpu0))
     producer.close()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start_logger(base: str, name: str):
@@ -154,12 +148,12 @@ def measure(base: str, producers: int, events: int, batch: int) -> dict:
         for _ in procs:   # everyone connected and warmed up
             if not ready.acquire(timeout=120):
                 raise RuntimeError("a producer did not start")
-        cpu0 = _cpu_seconds(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         start.set()
         results = [done.get(timeout=600) for _ in procs]
         elapsed = time.perf_counter() - t0
-        logger_cpu = _cpu_seconds(proc.pid) - cpu0
+        logger_cpu = cpu_seconds(proc.pid) - cpu0
         for p in procs:
             p.join()
     finally:

@@ -53,7 +53,6 @@ import multiprocessing
 import os
 import queue
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -73,100 +72,17 @@ from lbtx.jobid import JobId  # noqa: E402
 from lbtx.producer import LoggingError, Producer  # noqa: E402
 from lbtx.protocols.legacy_query.http import (HTTPLimits, ResponseDecoder,  # noqa: E402
                                               format_request)
+from processes import Daemon, children, cpu_seconds, free_port_pair  # noqa: E402
 
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
 OWNER = "/DC=org/DC=example/CN=Bench Owner"
 TAG = "bench"
-START_TIMEOUT = 60.0
 TIMEOUT = 60.0            # seconds for one producer call or one status request
 VISIBLE_TIMEOUT = 600.0   # a sample not visible after this long counts as lost
 JSON_LIMITS = HTTPLimits(max_line=64 * 1024, max_headers=100, max_body=64 * 1024 * 1024)
 
 
 # --- processes ----------------------------------------------------------------------------
-
-def _free_port_pair() -> int:
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
-
-
-def _connects(address) -> bool:
-    try:
-        if isinstance(address, int):
-            socket.create_connection(("127.0.0.1", address), timeout=0.5).close()
-        else:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(0.5)
-                s.connect(address)
-        return True
-    except OSError:
-        return False
-
-
-class Daemon:
-    """``twistd -n NAME ARGS`` in ``workdir``, once ``ready`` (a port or a socket) connects."""
-
-    def __init__(self, name: str, args: list[str], workdir: Path, ready):
-        self.name = name
-        self.log = workdir / f"{name}.log"
-        argv = [TWISTD, "-n", "--logfile", str(self.log), "--pidfile",
-                str(workdir / f"{name}.pid"), name, *args]
-        self.proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL,
-                                     env=dict(os.environ, PYTHONPATH=str(REPO)))
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _connects(ready):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-                raise RuntimeError(f"{name} did not start; its log:\n{tail}")
-            time.sleep(0.05)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _children(ppid: int) -> list[int]:
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == ppid:
-                        out.append(int(name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
-
 
 class CpuMeter:
     """CPU seconds of groups of processes between :meth:`start` and :meth:`stop`.
@@ -177,7 +93,7 @@ class CpuMeter:
         self.groups = groups   # name -> callable returning pids
 
     def sample(self) -> dict[str, dict[int, float]]:
-        return {name: {pid: _cpu_seconds(pid) for pid in pids()}
+        return {name: {pid: cpu_seconds(pid) for pid in pids()}
                 for name, pids in self.groups.items()}
 
     def start(self) -> None:
@@ -562,10 +478,10 @@ def main() -> int:
                     master = int((cluster.data / "postmaster.pid").read_text().split()[0])
                 except (OSError, ValueError, IndexError):
                     return []
-                return [master, *_children(master)]
+                return [master, *children(master)]
             setup.pg_pids = pg_pids
         setup.dsn = url
-        query_port = _free_port_pair()
+        query_port = free_port_pair()
         setup.query_port = query_port
         setup.server = f"127.0.0.1:{query_port}"
         setup.server_proc = Daemon("lb-server", [

@@ -51,10 +51,8 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -81,14 +79,13 @@ from lbtx.protocols.legacy_query.http import (HTTPLimits, ResponseDecoder,  # no
 from lbtx.protocols.legacy_query.messages import StatusFlag  # noqa: E402
 from replay import SERVER, build_mix  # noqa: E402
 from store import streams  # noqa: E402
+from processes import Daemon, children, cpu_seconds, free_port  # noqa: E402
 
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 #: the identity of every plaintext query connection, owner of the user-jobs set
 OWNER = "/DC=org/DC=example/CN=Bench Owner"
 #: the owner of the other registration-only jobs
 FILLER = "/DC=org/DC=example/CN=Bench Filler"
 MAX_BATCH_BYTES = 1024 * 1024
-START_TIMEOUT = 60.0  # seconds for a server to listen
 TIMEOUT = 120.0       # seconds for any one request
 JSON_HEADERS = ("User-Agent: lbtx-bench", "Accept: application/json")
 JSON_LIMITS = HTTPLimits(max_line=64 * 1024, max_headers=100, max_body=512 * 1024 * 1024)
@@ -96,57 +93,23 @@ JSON_LIMITS = HTTPLimits(max_line=64 * 1024, max_headers=100, max_body=512 * 102
 
 # --- the server process -----------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listens(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-class ServerProcess:
+class ServerProcess(Daemon):
     """``twistd -n lb-server`` on ``db`` with its log (and profile) in ``workdir``."""
 
     def __init__(self, db: str, workdir: Path, tag: str, profile_dir: Path | None = None):
         self.workdir = workdir
-        self.query_port = _free_port()
-        self.store_port = _free_port()
-        self.log = workdir / f"{tag}.log"
-        argv = [TWISTD, "-n", "--logfile", str(self.log), "--pidfile", str(workdir / f"{tag}.pid")]
-        if profile_dir is not None:
-            argv += ["--profile", str(profile_dir / f"{tag}.prof"), "--profiler", "cprofile",
-                     "--savestats"]
-        argv += ["lb-server", "--data-dir", str(workdir / f"{tag}-data"), "--db", db,
-                 "--listen-store", f"tcp:{self.store_port}:interface=127.0.0.1",
-                 "--listen-query", f"tcp:{self.query_port}:interface=127.0.0.1",
-                 "--server-name", SERVER, "--noauth", "--peer-identity", OWNER,
-                 "--request-timeout", str(TIMEOUT)]
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        self.proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not (_listens(self.store_port) and _listens(self.query_port)):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"lb-server did not start; its log:\n{self.log_tail()}")
-            time.sleep(0.05)
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.query_port = free_port()
+        self.store_port = free_port()
+        profile = [] if profile_dir is None else [
+            "--profile", str(profile_dir / f"{tag}.prof"), "--profiler", "cprofile",
+            "--savestats"]
+        super().__init__("lb-server", [
+            "--data-dir", str(workdir / f"{tag}-data"), "--db", db,
+            "--listen-store", f"tcp:{self.store_port}:interface=127.0.0.1",
+            "--listen-query", f"tcp:{self.query_port}:interface=127.0.0.1",
+            "--server-name", SERVER, "--noauth", "--peer-identity", OWNER,
+            "--request-timeout", str(TIMEOUT)], workdir, [self.store_port, self.query_port],
+            tag=tag, twistd_args=profile)
 
 
 # --- intake over the box protocol --------------------------------------------------------
@@ -321,29 +284,6 @@ def _pct(lat: list[float], q: float) -> float:
     return lat[min(len(lat) - 1, int(len(lat) * q))]
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) process ``pid`` used so far (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(name))
-            except OSError:
-                continue
-    return out
-
-
 class CpuMeter:
     """CPU seconds of the lb-server process and of the private PostgreSQL cluster
     (its postmaster and every backend), between :meth:`start` and :meth:`stop`."""
@@ -355,11 +295,11 @@ class CpuMeter:
     def _pg(self) -> dict[int, float]:
         if self.postmaster_pid is None:
             return {}
-        pids = [self.postmaster_pid] + _children(self.postmaster_pid)
-        return {p: _proc_cpu(p) for p in pids}
+        pids = [self.postmaster_pid] + children(self.postmaster_pid)
+        return {p: cpu_seconds(p) for p in pids}
 
     def start(self) -> None:
-        self._server0 = _proc_cpu(self.server_pid)
+        self._server0 = cpu_seconds(self.server_pid)
         self._pg0 = self._pg()
 
     def stop(self) -> str:
@@ -371,7 +311,7 @@ class CpuMeter:
 
     def seconds(self) -> tuple[float, float | None]:
         """``(lb-server, PostgreSQL or None)`` CPU seconds since :meth:`start`."""
-        server = _proc_cpu(self.server_pid) - self._server0
+        server = cpu_seconds(self.server_pid) - self._server0
         if self.postmaster_pid is None:
             return server, None
         return server, sum(cpu - self._pg0.get(pid, 0.0) for pid, cpu in self._pg().items())

@@ -43,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
 import twisted.plugins  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 from twisted.internet.endpoints import clientFromString  # noqa: E402
@@ -53,6 +55,7 @@ from lbtx.gss.trust import subject_hash  # noqa: E402
 from lbtx.producer.records import record_from_text  # noqa: E402
 from lbtx.protocols.box.client import connect_box  # noqa: E402
 from lbtx.protocols.box.messages import ResultCode  # noqa: E402
+from processes import cpu_seconds  # noqa: E402
 
 # the endpoint plug-ins live in the repository's twisted/plugins/
 if str(ROOT / "twisted" / "plugins") not in twisted.plugins.__path__:
@@ -151,12 +154,6 @@ async def _checked(d) -> None:
     bad = [r for r in results if r.code is not ResultCode.STORED]
     if bad:
         raise SystemExit(f"not stored: {bad[:3]}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def intake(reactor, description: str, query_port: int, args, server_pid: int) -> tuple[float, float]:
