@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -150,21 +151,25 @@ class AppendTests(SynchronousTestCase):
         self.assertEqual(appended.end, os.path.getsize(appended.path))
 
     def test_group_commit_one_sync_per_batch(self):
-        """100 concurrent appends to 10 jobs are written in 2 batches with one sync each:
-        the first append at once, the 99 that arrived meanwhile together."""
+        """While one line is on the disk, 99 appends to 10 jobs collect in the next
+        batch, which the writer takes as soon as it is free (before the reactor has
+        heard of the first) and makes durable with one sync."""
         jobs = [jobid(i) for i in range(10)]
-        ds = [self.spool.append(jobs[i % 10], record(jobs[i % 10], i)) for i in range(100)]
+        first = self.spool.append(jobs[0], record(jobs[0], 0))
         self.assertEqual(len(self.worker.queued), 1)
+        self.worker.run_next()   # line 0 alone on the disk; not answered yet
+        ds = [first] + [self.spool.append(jobs[i % 10], record(jobs[i % 10], i))
+                        for i in range(1, 100)]
+        self.assertEqual(len(self.worker.queued), 1)  # one batch for the 99, already queued
+        self.assertEqual(len(self.sync.calls), 1)
         for d in ds:
             self.assertNoResult(d)
-        self.worker.release()
-        first = self.successResultOf(ds[0])
-        for d in ds[1:]:
-            self.assertNoResult(d)
-        self.assertEqual(len(self.sync.calls), 1)
-        self.worker.release()
-        results = [first] + [self.successResultOf(d) for d in ds[1:]]
+        self.worker.run_next()
         self.assertEqual(len(self.sync.calls), 2)
+        for d in ds:
+            self.assertNoResult(d)
+        self.worker.answer_all()
+        results = [self.successResultOf(d) for d in ds]
         self.assertEqual(self.spool.batches, 2)
         self.assertEqual(len(self.sync.calls[1]), 1)  # one file flushed for the 10 job files
         self.assertEqual(self.sync.dir_calls, 1)  # the journal segment at start, nothing since
@@ -173,6 +178,15 @@ class AppendTests(SynchronousTestCase):
             self.assertEqual(records_of(lines), [record(job, n) for n in range(i, 100, 10)])
         lllids = [r.lllid for r in results]
         self.assertEqual(lllids, list(range(1000, 1100)))
+
+    def test_appends_join_the_batch_until_the_writer_takes_it(self):
+        """Appends made before the writer starts on the queued batch are all in it."""
+        jobs = [jobid(i) for i in range(3)]
+        ds = [self.spool.append(jobs[i % 3], record(jobs[i % 3], i)) for i in range(30)]
+        self.assertEqual(len(self.worker.queued), 1)
+        self.worker.release()
+        self.assertEqual([self.successResultOf(d).lllid for d in ds], list(range(1000, 1030)))
+        self.assertEqual((len(self.sync.calls), self.spool.batches), (1, 1))
 
     def test_deferred_fires_only_after_its_sync(self):
         """Every append's Deferred fires after a sync that covered its line, never before."""
@@ -201,20 +215,41 @@ class AppendTests(SynchronousTestCase):
         self.assertEqual((len(self.sync.calls), self.sync.dir_calls, self.sync.flushes), (2, 1, 0))
 
     def test_batch_limits(self):
-        """A batch holds at most max_batch_lines lines and max_batch_bytes bytes."""
+        """A batch holds at most max_batch_lines lines and max_batch_bytes bytes; a
+        full batch is closed and the next one queued behind it."""
         line = len(layout.format_line(1000, record(jobid(1), 1)))
         spool = make_spool(temp_dir(self), self.worker, self.sync, max_batch_lines=10,
                            max_batch_bytes=3 * line)
         spool.start()
         self.worker.release()
+        batches = []
+        spool.add_observer(lambda lines: batches.append([a.end - a.offset for a in lines]))
         jobs = [jobid(i) for i in range(6)]
         ds = [spool.append(jobs[i % 6], record(jobs[i % 6], i)) for i in range(25)]
-        self.worker.release()  # first batch: the first line alone
-        self.worker.release()  # then as many lines as fit in 3 lines' bytes
-        self.assertEqual([bool(d.called) for d in ds[:5]], [True] * 4 + [False])
+        queued = len(self.worker.queued)
+        self.worker.release()
+        self.assertEqual([bool(d.called) for d in ds[:4]], [True] * 3 + [False])
         self.worker.release_all()
         for d in ds:
             self.successResultOf(d)
+        self.assertEqual(len(batches), queued)
+        self.assertEqual(sum(map(len, batches)), 25)
+        for batch, after in zip(batches, batches[1:] + [None]):
+            self.assertLessEqual(sum(batch), 3 * line)
+            if after is not None:  # full: the next line did not fit
+                self.assertGreater(sum(batch) + after[0], 3 * line)
+        spool.close()
+        self.worker.release_all()
+        spool = make_spool(temp_dir(self), self.worker, self.sync, max_batch_lines=4)
+        spool.start()
+        self.worker.release()
+        ds = [spool.append(jobs[0], record(jobs[0], i)) for i in range(5)]
+        ds.append(spool.append_many([(jobs[1], record(jobs[1], i)) for i in range(5)]))
+        self.assertEqual(len(self.worker.queued), 3)   # 4 lines, 4 lines, 2 lines
+        self.worker.release(2)
+        self.assertEqual([bool(d.called) for d in ds], [True] * 5 + [False])
+        self.worker.release()
+        self.assertEqual(len(self.successResultOf(ds[-1])), 5)
         spool.close()
         self.worker.release_all()
 
@@ -261,6 +296,7 @@ class AppendTests(SynchronousTestCase):
                                                            for a in lines]))
         job = jobid(1)
         self.spool.append(job, record(job, 1))
+        self.worker.run_next()
         self.spool.append(job, record(job, 2))
         self.spool.append(job, record(job, 3))
         self.worker.release_all()
@@ -271,12 +307,13 @@ class AppendTests(SynchronousTestCase):
         the group commit of single appends (one sync), a record that is not one line
         gets its ValueError in its place and the others are stored."""
         jobs = [jobid(i) for i in range(3)]
-        first = self.spool.append(jobs[0], record(jobs[0], 0))   # on the disk now
+        first = self.spool.append(jobs[0], record(jobs[0], 0))
+        self.worker.run_next()   # on the disk now
         single = self.spool.append(jobs[1], record(jobs[1], 1))
         many = self.spool.append_many([(jobs[2], record(jobs[2], 2)), (jobs[0], b"a\nb"),
                                        (jobs[1], record(jobs[1], 3))])
         self.assertEqual(len(self.worker.queued), 1)
-        self.worker.release()
+        self.worker.answer_all()
         self.successResultOf(first)
         self.assertNoResult(many)
         self.worker.release()
@@ -303,8 +340,9 @@ class AppendTests(SynchronousTestCase):
         self.worker.release()
         job = jobid(1)
         spool.append(job, record(job, 0))
+        self.worker.run_next()   # the lone line
         d = spool.append_many([(job, record(job, n)) for n in range(1, 7)])
-        self.worker.release(2)   # the lone line, then 4 of the 6
+        self.worker.release()   # the lone line answered, then 4 of the 6
         self.assertNoResult(d)
         self.worker.release()
         self.assertEqual([o.lllid for o in self.successResultOf(d)], list(range(1001, 1007)))
@@ -323,29 +361,29 @@ class AppendTests(SynchronousTestCase):
         self.assertTrue(all(isinstance(o, SpoolFullError) for o in outcomes))
 
     def test_next_flush_starts_before_the_callers_hear(self):
-        """When a batch is durable, what queued meanwhile goes to the writer before
-        any caller of the finished batch is answered; appends made by those callers
-        join the batch after it instead of starting one of their own."""
+        """When a batch is durable the writer goes on with what collected meanwhile
+        before any caller of the finished batch is answered; appends made by those
+        callers join one batch after it."""
         job = jobid(1)
-        queued_when_answered = []
+        answered = []
         self.spool.append(job, record(job, 0)).addCallback(
-            lambda _: queued_when_answered.append(len(self.worker.queued)))
-        self.spool.append(job, record(job, 1))   # arrives while line 0 is on the disk
-        self.worker.release()
-        self.assertEqual(queued_when_answered, [1])   # batch 2 already with the writer
-
+            lambda _: answered.append(len(self.sync.calls)))
+        self.worker.run_next()   # line 0 on the disk; the reactor has not heard yet
         chained = []
 
         def log_again(_):
             for n in (3, 4):
                 chained.append(self.spool.append(job, record(job, n)))
-        self.spool.append(job, record(job, 2)).addCallback(log_again)
-        self.worker.release()   # batch 2 (line 1) done: line 2 starts alone
-        self.worker.release()   # line 2 done; its callback appends 3 and 4: one batch
-        self.assertEqual(len(self.worker.queued), 1)
+        self.spool.append(job, record(job, 1)).addCallback(log_again)
+        self.spool.append(job, record(job, 2))
+        self.worker.run_next()   # lines 1 and 2, before line 0 is answered
+        self.assertEqual((len(self.sync.calls), answered), (2, []))
+        self.worker.answer_all()
+        self.assertEqual(answered, [2])
+        self.assertEqual(len(self.worker.queued), 1)   # lines 3 and 4: one batch
         self.worker.release()
         self.assertEqual([self.successResultOf(d).lllid for d in chained], [1003, 1004])
-        self.assertEqual(self.spool.batches, 4)
+        self.assertEqual(self.spool.batches, 3)
 
     def test_close_writes_accepted_appends_then_refuses(self):
         """Closing waits for the accepted appends; later appends fail with SpoolClosedError."""
@@ -606,6 +644,37 @@ async def test_group_commit_with_the_writer_thread(tmp_path):
     for p in range(16):
         lines = read_lines(tmp_path / layout.event_file_name(jobid(p)))
         assert records_of(lines) == [record(jobid(p), i) for i in range(125)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_writer_goes_on_while_the_reactor_is_busy(tmp_path):
+    """With the real writer thread, a line appended while the reactor is kept busy
+    (so it has not heard yet that the previous batch is durable) is made durable
+    all the same: the writer does not wait for the reactor between group commits."""
+    recorder = SyncRecorder()
+    spool = Spool(str(tmp_path), reactor=reactor, sync=recorder,
+                  sync_directory=recorder.sync_directory, lllid_start=1000)
+    await spool.start()
+    job = jobid(1)
+
+    def synced_in_time(lllid: int) -> bool:
+        deadline = time.monotonic() + 3
+        while lllid not in recorder.synced:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    ds, synced = [], []
+    for i in range(5):  # on the reactor thread, which does not return in between
+        ds.append(spool.append(job, record(job, i)))
+        synced.append(synced_in_time(1000 + i))
+    assert synced == [True] * 5
+    assert not any(d.called for d in ds)  # answered only by the reactor, afterwards
+    results = await gatherResults(ds)
+    await spool.close()
+    assert [r.lllid for r in results] == list(range(1000, 1005))
+    assert spool.batches == len(recorder.calls) == 5
 
 
 # --- a real full (and a read-only) filesystem --------------------------------

@@ -4,12 +4,12 @@
 and returns a Deferred that fires only when the line is durable on disk
 (:meth:`Spool.append_many`: several lines, one Deferred for all). Lines are
 written in batches by a :class:`~lbtx.logger.writer.SpoolWriter` in a dedicated
-worker thread: while one batch is being written and flushed, new appends wait;
-when it is done, everything that arrived meanwhile becomes the next batch, handed
-to the writer before the callers of the finished batch are answered, and covered
-by one flush. There is no timer: a lone append is written at
-once, and under load the batches grow by themselves, so the number of flushes
-per second stays near what the disk can do while the events per flush rise.
+worker thread: while one batch is being written and flushed, new appends collect
+in the next batch, which the writer takes as soon as it is done (it does not wait
+for the reactor to hear of the finished flush), and covers with one flush. There
+is no timer: a lone append is written at once, and under load the batches grow
+by themselves, so the number of flushes per second stays near what the disk can
+do while the events per flush rise.
 
 Failures are the callers' to see: an append whose line could not be made durable
 fails with :class:`~lbtx.logger.errors.SpoolFullError` (disk full, quota) or
@@ -22,6 +22,7 @@ The layout on disk is in docs/spool.md and :mod:`lbtx.logger.layout`.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -97,12 +98,9 @@ class Spool:
         self._max_lines = max_batch_lines
         self._max_bytes = max_batch_bytes
         self._next_lllid = time.time_ns() // 1000 if lllid_start is None else lllid_start
-        self._pending_items: list[tuple[str, bytes, int]] = []
-        # per pending line: (its Deferred, -1) or (the _Collector of an append_many, index)
-        self._pending_sinks: list[tuple] = []
-        self._pending_bytes = 0
-        self._busy = False
-        self._completing = False
+        self._lock = threading.Lock()  # guards the open batch against the writer's seal
+        self._open: _Batch | None = None
+        self._outstanding = 0  # batches handed to the writer and not yet answered
         self._state = "new"  # new, starting, running, closing, closing-writer, closed
         self._closed: list[Deferred[None]] = []
         self._observers: list[Observer] = []
@@ -174,12 +172,7 @@ class Spool:
         """
         if self._state != "running":
             return fail(SpoolClosedError(f"the spool {self.directory} is not running"))
-        try:
-            stem = self._stems[jobid]
-        except KeyError:
-            if len(self._stems) > 65536:
-                self._stems.clear()
-            stem = self._stems[jobid] = layout.spool_stem(jobid)
+        stem = self._stem(jobid)
         lllid = self._next_lllid
         try:
             line = layout.format_line(lllid, record)
@@ -187,11 +180,7 @@ class Spool:
             return fail(e)
         self._next_lllid = lllid + 1
         d: Deferred[Appended] = Deferred()
-        self._pending_items.append((stem, line, lllid))
-        self._pending_sinks.append((d, -1))
-        self._pending_bytes += len(line)
-        if not self._busy and not self._completing:
-            self._start_batch()
+        self._enqueue([(stem, line, lllid)], [(d, -1)], len(line))
         return d
 
     def append_many(self, entries: Sequence[tuple[JobId, bytes]]
@@ -208,57 +197,81 @@ class Spool:
         if self._state != "running":
             return fail(SpoolClosedError(f"the spool {self.directory} is not running"))
         collector = _Collector(len(entries))
-        stems = self._stems
-        items, sinks = self._pending_items, self._pending_sinks
+        stem_of = self._stem
+        items, sinks = [], []
         lllid = self._next_lllid
         size = 0
         for i, (jobid, record) in enumerate(entries):
-            stem = stems.get(jobid)
-            if stem is None:
-                if len(stems) > 65536:
-                    stems.clear()
-                stem = stems[jobid] = layout.spool_stem(jobid)
             try:
                 line = layout.format_line(lllid, record)
             except ValueError as e:
                 collector.put(i, e)
                 continue
-            items.append((stem, line, lllid))
+            items.append((stem_of(jobid), line, lllid))
             sinks.append((collector, i))
             size += len(line)
             lllid += 1
         self._next_lllid = lllid
-        self._pending_bytes += size
-        if size and not self._busy and not self._completing:
-            self._start_batch()
+        if items:
+            self._enqueue(items, sinks, size)
         return collector.deferred
 
-    def _start_batch(self) -> None:
-        items, sinks = self._pending_items, self._pending_sinks
-        count = len(items)
-        if count > self._max_lines or self._pending_bytes > self._max_bytes:
-            count = size = 0
-            for _stem, line, _lllid in items:
-                if count and (count >= self._max_lines or size + len(line) > self._max_bytes):
-                    break
-                count += 1
-                size += len(line)
-        if count == len(items):
-            self._pending_items, self._pending_sinks = [], []
-            self._pending_bytes = 0
-        else:
-            items, sinks = items[:count], sinks[:count]
-            del self._pending_items[:count], self._pending_sinks[:count]
-            self._pending_bytes -= sum(len(line) for _s, line, _l in items)
-        self._busy = True
-        self._worker.run(self._writer.write_batch, items).addBoth(self._batch_done, sinks)
+    def _stem(self, jobid: JobId) -> str:
+        stem = self._stems.get(jobid)
+        if stem is None:
+            if len(self._stems) > 65536:
+                self._stems.clear()
+            stem = self._stems[jobid] = layout.spool_stem(jobid)
+        return stem
 
-    def _batch_done(self, result, sinks: list[tuple]) -> None:
-        # The next flush starts first, with everything that arrived while this batch
-        # was on the disk; then the callers hear of this batch. What their callbacks
-        # append meanwhile waits (``_completing``) and joins the batch after, instead
-        # of starting a batch of one.
+    # --- group commit --------------------------------------------------------
+    #
+    # Lines go into the *open* batch, which is already queued at the writer. The
+    # writer seals a batch (under the lock) when it starts on it, so the batch holds
+    # every line that arrived until the writer was free: while one batch is on the
+    # disk, the next collects what arrives and the writer takes it as soon as the
+    # previous flush is done, without waiting for the reactor to hear of that flush
+    # (which, under load, may be busy reading requests for a while). The reactor
+    # answers the callers of each batch when it hears of it.
+
+    def _enqueue(self, items: list, sinks: list, size: int) -> None:
+        submit: list[_Batch] = []
+        max_lines, max_bytes = self._max_lines, self._max_bytes
+        with self._lock:
+            batch = self._open
+            if batch is None or batch.sealed:
+                batch = self._open = _Batch()
+                submit.append(batch)
+            if (len(batch.items) + len(items) <= max_lines
+                    and batch.size + size <= max_bytes):
+                batch.items += items
+                batch.sinks += sinks
+                batch.size += size
+            else:  # one line at a time, starting new batches as they fill up
+                for item, sink in zip(items, sinks):
+                    length = len(item[1])
+                    if batch.items and (len(batch.items) >= max_lines
+                                        or batch.size + length > max_bytes):
+                        batch.sealed = True  # full: the writer takes it as it is
+                        batch = self._open = _Batch()
+                        submit.append(batch)
+                    batch.items.append(item)
+                    batch.sinks.append(sink)
+                    batch.size += length
+        for batch in submit:  # outside the lock: a synchronous worker runs it at once
+            self._outstanding += 1
+            self._worker.run(self._write, batch).addBoth(self._batch_done, batch)
+
+    def _write(self, batch: "_Batch"):
+        """In the writer thread: seal ``batch`` and write it."""
+        with self._lock:
+            batch.sealed = True
+        return self._writer.write_batch(batch.items)
+
+    def _batch_done(self, result, batch: "_Batch") -> None:
+        self._outstanding -= 1
         self.batches += 1
+        sinks = batch.sinks
         if isinstance(result, Failure):
             self.log.failure("the spool writer failed on a batch of {count} lines",
                              result, count=len(sinks))
@@ -266,24 +279,12 @@ class Spool:
             outcomes, cuts, checkpoint = [error] * len(sinks), [], None
         else:
             outcomes, cuts, checkpoint = result
-        self._busy = False
-        self._completing = True
-        try:
-            if self._pending_items:
-                self._start_batch()
-            if cuts:
-                self._log_cuts(cuts)
-            if checkpoint is not None:
-                self._run_checkpoint(checkpoint)
-            self._deliver(sinks, outcomes)
-        finally:
-            self._completing = False
-        if self._busy:
-            return
-        if self._pending_items:
-            self._start_batch()
-        else:
-            self._maybe_finish_close()
+        if cuts:
+            self._log_cuts(cuts)
+        if checkpoint is not None:
+            self._run_checkpoint(checkpoint)
+        self._deliver(sinks, outcomes)
+        self._maybe_finish_close()
 
     def _deliver(self, sinks: list[tuple], outcomes: list) -> None:
         """Fire the callers' Deferreds (and collectors), then tell the observers."""
@@ -331,8 +332,7 @@ class Spool:
             worker.stop()
 
     def _maybe_finish_close(self) -> None:
-        if (self._state != "closing" or self._busy or self._completing or self._pending_items
-                or self._checkpoints):
+        if self._state != "closing" or self._outstanding or self._checkpoints:
             return
         self._state = "closing-writer"
 
@@ -355,6 +355,19 @@ class Spool:
             self.log.warn("cut {length} bytes off {path} at offset {offset} ({reason});"
                           " saved to {saved_to}", length=cut.length, path=cut.path,
                           offset=cut.offset, reason=cut.reason, saved_to=cut.saved_to)
+
+
+class _Batch:
+    """Lines for one group commit: ``(stem, line, lllid)`` items and, per item, its
+    sink: ``(Deferred, -1)`` or ``(the _Collector of an append_many, index)``."""
+
+    __slots__ = ("items", "sinks", "size", "sealed")
+
+    def __init__(self):
+        self.items: list[tuple[str, bytes, int]] = []
+        self.sinks: list[tuple] = []
+        self.size = 0
+        self.sealed = False
 
 
 class _Collector:
