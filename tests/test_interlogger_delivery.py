@@ -121,6 +121,29 @@ class DeliveryTests(DeliveryTestCase):
         self.assertEqual(self.server.stored[-1], record(jobs[0], 99))
         self.assertEqual(self.position(jobs[0]).offset, os.path.getsize(self.path(jobs[0])))
 
+    def test_notified_lines_are_not_read_back(self):
+        """Lines the in-process logger just wrote reach the server without the
+        interlogger reading them from the disk, once it has read what came before;
+        a file it is behind on is read as before."""
+        self.start_spool()
+        delivery = self.start_delivery()
+        job = jobid(1)
+        self.log(job, 0)   # a new file: discovered and read
+        reads = delivery._read_worker.calls
+        for i in range(1, 20):
+            self.log(job, i)
+        self.assertEqual(delivery._read_worker.calls, reads)
+        self.assertEqual(self.server.stored, [record(job, i) for i in range(20)])
+        self.assertEqual(self.position(job).offset, os.path.getsize(self.path(job)))
+        self.spool._observers.clear()   # five lines the interlogger does not hear of
+        for i in range(20, 25):
+            self.log(job, i)
+        self.spool.add_observer(delivery.notify)
+        self.log(job, 25)   # not where its reading stands: the file is read
+        self.assertGreater(delivery._read_worker.calls, reads)
+        self.assertEqual(self.server.stored, [record(job, i) for i in range(26)])
+        self.assertEqual(self.position(job).offset, os.path.getsize(self.path(job)))
+
     def test_position_advances_only_on_ack(self):
         """While the server hangs, timeouts come and go and the position stays; after
         a restart the events are sent again and stored once."""

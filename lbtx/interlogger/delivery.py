@@ -142,16 +142,46 @@ class SpoolDelivery:
     # --- hints and scans ---------------------------------------------------
 
     def notify(self, appended: Sequence) -> None:
-        """The in-process logger's hint (a spool observer): these lines are durable."""
+        """The in-process logger's hint (a spool observer): these lines are durable.
+
+        A file whose delivery has read everything before them takes the lines as
+        they are (:attr:`~lbtx.logger.spool.Appended.line`), without reading them
+        back from the disk; any other is read from where its reading stands."""
         if not self._running:
             return
-        for stem in {a.stem for a in appended}:
+        by_stem: dict[str, list] = {}
+        for a in appended:
+            lines = by_stem.get(a.stem)
+            if lines is None:
+                by_stem[a.stem] = [a]
+            else:
+                lines.append(a)
+        for stem, lines in by_stem.items():
             store = self.stores.get(stem)
             if store is None:
                 self._discover(stem)
-            else:
+            elif not self._take_appended(store, lines):
                 store.more = True
                 self._pump(store)
+
+    def _take_appended(self, store: SpoolStore, appended: list) -> bool:
+        """Queue ``appended`` (lines just written to ``store``'s file) for delivery if
+        they continue exactly where reading stands; False if the file must be read."""
+        if (store.removed or store.reading or store.purging or store.hold is not None
+                or store.destination is None or appended[0].offset != store.read_offset):
+            return False
+        queue = self._queue_for(store.destination)
+        if queue.load >= self._config.queue_high:
+            return False
+        lines, offset = [], store.read_offset
+        for a in appended:
+            if a.line is None or a.offset != offset:
+                return False
+            lines.append((offset, a.line))
+            offset = a.end
+        store.size_seen = max(store.size_seen, offset)
+        self._accept_lines(store, lines, offset)
+        return True
 
     def rescan(self) -> Deferred[None]:
         """Scan the spool: find new files, read what grew, remove what is delivered.
@@ -269,9 +299,17 @@ class SpoolDelivery:
             jobid, raw = reader.job_of_lines((line for _, line in result.lines), store.stem)
             if jobid is not None:
                 store.learn_job(jobid, raw)
+        self._accept_lines(store, result.lines, result.end)
+        if result.truncated or store.more:
+            self._pump(store)
+
+    def _accept_lines(self, store: SpoolStore, lines, end: int) -> None:
+        """``(offset, line)`` pairs of ``store``'s file, read up to ``end``: each in
+        flight from now; the good ones to the destination's queue, the others to
+        the quarantine folder."""
         good: list[SpoolEntry] = []
         bad: dict[str, list[SpoolEntry]] = {}
-        for offset, line in result.lines:
+        for offset, line in lines:
             entry = SpoolEntry(store, offset, line)
             store.outstanding.append(entry)
             reason = self._check(store, line)
@@ -279,13 +317,11 @@ class SpoolDelivery:
                 good.append(entry)
             else:
                 bad.setdefault(reason, []).append(entry)
-        store.read_offset = result.end
+        store.read_offset = end
         for reason, entries in bad.items():
             self._quarantine(store, entries, "malformed spool line", reason)
         if good:
             self._queue_for(store.destination).put(good)
-        if result.truncated or store.more:
-            self._pump(store)
 
     def _check(self, store: SpoolStore, line: bytes) -> str | None:
         reason, raw = layout.checked_jobid(line)

@@ -61,16 +61,20 @@ def default_max_open_files() -> int:
 
 
 class Appended:
-    """Where one appended line landed: durable, and in ``path`` at ``[offset, end)``."""
+    """Where one appended line landed: durable, and in ``path`` at ``[offset, end)``;
+    ``line`` is what was written there (with its LF), so that an in-process reader
+    need not read it back."""
 
-    __slots__ = ("stem", "path", "offset", "end", "lllid")
+    __slots__ = ("stem", "path", "offset", "end", "lllid", "line")
 
-    def __init__(self, stem: str, path: str, offset: int, end: int, lllid: int):
+    def __init__(self, stem: str, path: str, offset: int, end: int, lllid: int,
+                 line: bytes | None = None):
         self.stem = stem
         self.path = path
         self.offset = offset
         self.end = end
         self.lllid = lllid
+        self.line = line
 
     def __repr__(self) -> str:
         return f"Appended({self.path!r}, {self.offset}, {self.end}, lllid={self.lllid})"
@@ -284,7 +288,7 @@ class SpoolWriter:
             return
         for i, line in zip(indexes, lines):
             end = pos + len(line)
-            outcomes[i] = Appended(stem, path, pos, end, items[i][2])
+            outcomes[i] = Appended(stem, path, pos, end, items[i][2], line)
             pos = end
         handle.size = pos
         layout.unlock(handle.fd)
@@ -302,7 +306,8 @@ class SpoolWriter:
                     reached = -1  # this line and every later one failed
                     outcomes[i] = failure
                     continue
-                outcomes[i] = Appended(handle.stem, handle.path, pos, pos + len(line), items[i][2])
+                outcomes[i] = Appended(handle.stem, handle.path, pos, pos + len(line), items[i][2],
+                                       line)
                 pos += len(line)
             os.ftruncate(handle.fd, pos)
             handle.size = pos
