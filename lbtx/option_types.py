@@ -6,7 +6,7 @@ from typing import Callable
 
 from twisted.python import usage
 
-__all__ = ["positive", "positive_int", "positive_float"]
+__all__ = ["non_negative_float", "positive", "positive_int", "positive_float"]
 
 
 def positive(kind: type, name: str | None = None) -> Callable[[str], object]:
@@ -21,6 +21,21 @@ def positive(kind: type, name: str | None = None) -> Callable[[str], object]:
             raise usage.UsageError(f"{what} needs a positive number, not {text!r}") from None
         if not value > 0:
             raise usage.UsageError(f"{what} must be positive, not {text!r}")
+        return value
+    return convert
+
+
+def non_negative_float(name: str | None = None) -> Callable[[str], float]:
+    """A converter for a float that may be 0 but not negative (or not a number)."""
+    what = f"--{name}" if name else "the option"
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise usage.UsageError(f"{what} needs a number, not {text!r}") from None
+        if not value >= 0 or value == float("inf"):
+            raise usage.UsageError(f"{what} must be 0 or more, not {text!r}")
         return value
     return convert
 

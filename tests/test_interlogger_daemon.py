@@ -74,6 +74,14 @@ def test_options():
     assert config.queue_policy.backoff.maximum == 0.5
     with pytest.raises(usage.UsageError):
         InterloggerOptions().parseOptions(["--destination-template", "tcp:{port}"])
+    assert config.queue_policy.linger == 0.02   # the daemons' default
+    for text, linger in (("0", 0.0), ("0.25", 0.25)):
+        options = InterloggerOptions()
+        options.parseOptions(["--batch-linger", text])
+        assert delivery_config(options).queue_policy.linger == linger
+    for bad in ("-1", "soon", "nan", "inf"):
+        with pytest.raises(usage.UsageError, match="--batch-linger"):
+            InterloggerOptions().parseOptions(["--batch-linger", bad])
 
 
 @pytest_twisted.inlineCallbacks

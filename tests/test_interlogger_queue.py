@@ -103,6 +103,61 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(len(server.channels), 1)
         self.assertEqual(len(self.sink.replies), 28)
 
+    # --- lingering for fuller batches -------------------------------------
+
+    def test_linger_gathers_a_small_batch(self):
+        """With a linger, a small batch waits until its oldest event has been queued
+        that long, gathering what arrives meanwhile; then it goes as one batch."""
+        q = self.queue(policy=QueuePolicy(max_batch_lines=10, linger=0.02))
+        server = self.network.server(A)
+        q.put(self.items(1))
+        self.clock.advance(0.015)
+        q.put(self.items(2, start=1))
+        self.assertEqual(server.batches, [])
+        self.clock.advance(0.004)
+        self.assertEqual(server.batches, [])
+        self.clock.advance(0.001)
+        self.assertEqual([len(b) for b in server.batches], [3])
+        self.assertEqual(len(self.sink.replies), 3)
+        q.put(self.items(1, start=3))   # the next batch waits from its own first event
+        self.clock.advance(0.019)
+        self.assertEqual(len(server.batches), 1)
+        self.clock.advance(0.001)
+        self.assertEqual([len(b) for b in server.batches], [3, 1])
+
+    def test_linger_does_not_hold_a_full_batch(self):
+        """A full batch goes at once; so does the rest once its events have waited."""
+        q = self.queue(policy=QueuePolicy(max_batch_lines=10, linger=0.02))
+        server = self.network.server(A)
+        server.manual = True
+        q.put(self.items(13))
+        self.assertEqual([len(b) for b in server.batches], [10])
+        self.clock.advance(0.03)   # the ack takes longer than the linger
+        server.answer_all()
+        self.assertEqual([len(b) for b in server.batches], [10, 3])
+
+    def test_resent_events_do_not_linger(self):
+        """Events put back after a failed delivery go as soon as the connection is back."""
+        q = self.queue(policy=QueuePolicy(max_batch_lines=10, linger=0.02, ack_timeout=7,
+                                          backoff=Backoff(initial=1, maximum=1, jitter=0)))
+        server = self.network.server(A)
+        server.hang = "ack"
+        q.put(self.items(2))
+        self.clock.advance(0.02)
+        self.assertEqual(len(server.batches), 1)
+        server.hang = None
+        self.clock.advance(7)     # ack timeout: requeued, back-off 1 s
+        self.clock.advance(1)     # reconnected: sent at once
+        self.assertEqual([len(b) for b in server.batches], [2, 2])
+        self.assertEqual(len(self.sink.replies), 2)
+
+    def test_stop_cancels_the_linger(self):
+        """Stopping a lingering queue leaves no timer behind."""
+        q = self.queue(policy=QueuePolicy(max_batch_lines=10, linger=0.02))
+        q.put(self.items(1))
+        q.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_stale_items_are_skipped(self):
         """Items no longer current (their spool file was rewound) are not sent."""
         q = self.queue()

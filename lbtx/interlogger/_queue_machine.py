@@ -41,6 +41,9 @@ class _Inputs(Protocol):
     def _nothing_to_send(self) -> None:
         "Woken, but every pending event turned out to be stale."
 
+    def _linger(self) -> None:
+        "Woken, but the batch is small and its oldest event young: wait for more."
+
     def _sent(self) -> None:
         "The batch was written."
 
@@ -78,6 +81,10 @@ class QueueCore:
     submission: Submission | None = None
     waiting: Deferred | None = None
     timer: IDelayedCall | None = None
+    #: When the oldest pending event was queued (None: nothing pending, or resent
+    #: events that must not wait); the linger is counted from it.
+    first_pending_at: float | None = None
+    linger_timer: IDelayedCall | None = None
     failures: int = 0
     token: int = 0
     stopped: Deferred | None = None
@@ -133,9 +140,25 @@ class QueueCore:
                 self.log.failure("closing the channel to {destination} failed",
                                  destination=self.destination)
 
+    def cancel_linger(self) -> None:
+        timer, self.linger_timer = self.linger_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def linger_left(self) -> float:
+        """How much longer to wait for a fuller batch (0: send now): while fewer than
+        a full batch are pending and the oldest of them is younger than the linger."""
+        linger = self.policy.linger
+        if (not linger or self.first_pending_at is None
+                or len(self.pending) >= self.policy.max_batch_lines):
+            return 0.0
+        return max(0.0, self.first_pending_at + linger - self.clock.seconds())
+
     def requeue(self, items: list) -> None:
-        """Put unacknowledged items back at the head, in their order."""
+        """Put unacknowledged items back at the head, in their order; they go
+        again without lingering."""
         self.pending.extendleft(reversed(items))
+        self.first_pending_at = None
 
     def take_batch(self) -> list:
         batch: list = []
@@ -226,7 +249,16 @@ def build_machine():
     @ready.upon(_Inputs.wake).to(sending)
     def send(q: _Inputs, s: QueueCore) -> None:
         s.cancel_timer()
+        left = s.linger_left()
+        if left > 0:
+            if s.linger_timer is None or not s.linger_timer.active():
+                s.linger_timer = s.clock.callLater(left, q.wake)
+            q._linger()
+            return
+        s.cancel_linger()
         s.batch = s.take_batch()
+        if not s.pending:
+            s.first_pending_at = None
         if not s.batch:
             q._nothing_to_send()
             return
@@ -239,6 +271,8 @@ def build_machine():
         sent = submission.sent
         sent.addTimeout(s.policy.send_timeout, s.clock)
         s.expect(sent, lambda _: q._sent(), q._send_failed)
+
+    sending.upon(_Inputs._linger).to(ready).returns(None)
 
     @sending.upon(_Inputs._nothing_to_send).to(ready)
     @awaiting_ack.upon(_Inputs._acked).to(ready)
@@ -311,12 +345,14 @@ def build_machine():
     @backing_off.upon(_Inputs.stop).to(stopped)
     def stop(q: _Inputs, s: QueueCore) -> None:
         s.cancel_timer()
+        s.cancel_linger()
         s.abandon()
         s.close_channel()
         batch, s.batch = s.batch, []
         s.requeue(batch)
 
-    for name in ("wake", "stop", "_nothing_to_send", "_retry", "_idle_expired", "_sent"):
+    for name in ("wake", "stop", "_nothing_to_send", "_linger", "_retry", "_idle_expired",
+                 "_sent"):
         stopped.upon(getattr(_Inputs, name)).loop().returns(None)
     for name in ("_connected", "_connect_failed", "_send_failed", "_acked", "_partially_acked",
                  "_ack_failed"):

@@ -13,6 +13,7 @@ import os
 
 from twisted.python import usage
 
+from lbtx.option_types import non_negative_float
 from lbtx.option_types import positive as _positive
 from lbtx.interlogger.backoff import Backoff
 from lbtx.interlogger.queue import QueuePolicy
@@ -38,6 +39,9 @@ INTERLOGGER_PARAMETERS = [
     ["connect-timeout", None, 60.0, "seconds to connect and shake hands", _seconds],
     ["ack-timeout", None, 60.0, "seconds a server may take to acknowledge a batch", _seconds],
     ["batch-lines", None, 500, "most events in one delivery batch", _count],
+    ["batch-linger", None, 0.02, "seconds a delivery batch smaller than --batch-lines waits "
+                                 "for more events (0: none); fewer, larger batches cost the "
+                                 "server less", non_negative_float("batch-linger")],
     ["rescan-period", None, 60.0, "seconds between scans of the spool", _seconds],
     ["backoff-max", None, 60.0, "longest wait before reconnecting to a failed server", _seconds],
     ["unknown-job-retry", None, 5.0, "seconds before resending events of an unknown job",
@@ -61,7 +65,7 @@ def check_template(template: str) -> str:
 def delivery_config(options) -> DeliveryConfig:
     """The :class:`DeliveryConfig` the parsed ``options`` ask for."""
     initial = min(1.0, options["backoff-max"])
-    policy = QueuePolicy(max_batch_lines=options["batch-lines"],
+    policy = QueuePolicy(max_batch_lines=options["batch-lines"], linger=options["batch-linger"],
                          connect_timeout=options["connect-timeout"],
                          send_timeout=options["ack-timeout"],
                          ack_timeout=options["ack-timeout"],

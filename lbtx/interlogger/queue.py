@@ -61,6 +61,10 @@ class QueuePolicy:
 
     max_batch_lines: int = 500
     max_batch_bytes: int = 1024 * 1024
+    #: A batch smaller than ``max_batch_lines`` waits until its oldest event has
+    #: been queued this long (0: sent at once). Fewer, larger batches cost the
+    #: server a transaction each; resent events never wait.
+    linger: float = 0.0
     connect_timeout: float = 60 * SECOND
     send_timeout: float = 60 * SECOND
     ack_timeout: float = 60 * SECOND
@@ -92,9 +96,12 @@ class DeliveryQueue:
 
     def put(self, items: Iterable[QueueItem]) -> None:
         """Queue ``items`` (in order) and get them delivered."""
-        before = len(self._core.pending)
-        self._core.pending.extend(items)
-        if len(self._core.pending) > before:
+        core = self._core
+        before = len(core.pending)
+        core.pending.extend(items)
+        if len(core.pending) > before:
+            if not before and core.first_pending_at is None:
+                core.first_pending_at = core.clock.seconds()
             self._machine.wake()
 
     @property
