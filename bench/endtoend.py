@@ -267,7 +267,8 @@ def run(setup, *, duration: float, rate: float | None, label: str, profile: Path
     base = registered
     meter = CpuMeter({"producers": lambda: [p.pid for p in procs],
                       "sampler": lambda: [sampler.pid],
-                      "lb-logger (+interlogger)": lambda: [setup.logger.pid],
+                      "lb-logger (+interlogger)": lambda: [setup.logger.pid] + (
+                          [setup.interlogger.pid] if setup.interlogger else []),
                       "lb-server": lambda: [setup.server_proc.pid],
                       "postgresql": setup.pg_pids})
     spies = _start_profilers(setup, profile, duration, label) if profile else []
@@ -446,6 +447,10 @@ def main() -> int:
     p.add_argument("--tick", type=float, default=5.0, help="seconds between store counts")
     p.add_argument("--skip-sustained", action="store_true",
                    help="only the rate-limited run (needs --rate)")
+    p.add_argument("--linger", type=float, default=None,
+                   help="the interlogger's --batch-linger (seconds; default: its own)")
+    p.add_argument("--separate-interlogger", action="store_true",
+                   help="run the interlogger as its own twistd lb-interlogger process")
     p.add_argument("--dsn", help="a postgresql:// URL instead of a private cluster")
     p.add_argument("--profile", type=Path, help="py-spy the logger and server into DIR")
     p.add_argument("--keep", action="store_true", help="keep the daemons' logs and data")
@@ -492,8 +497,18 @@ def main() -> int:
             work, query_port + 1)
         daemons.append(setup.server_proc)
         setup.sock = str(work / "logger-data" / "logger.sock")
-        setup.logger = Daemon("lb-logger", ["-d", str(work / "logger-data")], work, setup.sock)
+        logger_args = ["-d", str(work / "logger-data")]
+        if args.linger is not None:
+            logger_args += ["--batch-linger", str(args.linger)]
+        setup.interlogger = None
+        if args.separate_interlogger:
+            logger_args.append("--no-interlogger")
+        setup.logger = Daemon("lb-logger", logger_args, work, setup.sock)
         daemons.append(setup.logger)
+        if args.separate_interlogger:
+            setup.interlogger = Daemon("lb-interlogger", ["-d", str(work / "logger-data")]
+                                       + logger_args[2:], work, [])
+            daemons.append(setup.interlogger)
         load = os.getloadavg()
         sys.stdout.write(f"end-to-end bench in {work}; PostgreSQL "
                          f"{'(given)' if args.dsn else 'private cluster, fsync on'}; "
