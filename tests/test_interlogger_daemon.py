@@ -5,17 +5,22 @@ event logged while the server is down is delivered when it returns."""
 from __future__ import annotations
 
 import io
+import os
+import sys
+import time
 
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.task import deferLater
 from twisted.python import usage
 
 from conftest import SCENARIOS
 from daemon_support import (free_port_pair, spool_empty, start_daemon, start_server, stop_daemon,
                             wait_until)
 from lbtx.interlogger.options import InterloggerOptions, delivery_config
+from lbtx.interlogger.positions import read_position
 from lbtx.protocols.box.client import connect_box
 from lbtx.protocols.box.messages import ResultCode
 from lbtx.replay import Replay
@@ -102,6 +107,99 @@ def test_lb_interlogger_delivers_the_spool_to_lb_server(tmp_path):
         server = start_server(tmp_path, port)
         yield log_through(sock, lines[3:])
         wait_until(lambda: spool_empty(data / "spool"), what="delivery of the spool")
+    finally:
+        for proc in (interlogger, logger, server):
+            if proc is not None:
+                stop_daemon(proc)
+    expected = replayed(lines)
+    stored = yield stored_statuses(tmp_path / "server-data" / "lbtx.sqlite", sorted(expected))
+    assert stored == expected
+
+
+class _Hints:
+    def __init__(self):
+        self.stems: list[set] = []
+
+    def hint(self, stems):
+        self.stems.append(set(stems))
+
+
+@pytest_twisted.inlineCallbacks
+def test_spool_watch_hints_changed_job_files(tmp_path):
+    """The watch hands over the stems of job files created or appended to, once
+    per reactor turn, and ignores positions and other files."""
+    from lbtx.interlogger.watch import SpoolWatch
+    from lbtx.logger import layout
+    from lbtx.jobid import JobId
+    if not sys.platform.startswith("linux"):
+        pytest.skip("inotify is Linux only")
+    hints = _Hints()
+    watch = SpoolWatch(hints, str(tmp_path), reactor, 60)
+    watch.startService()
+    try:
+        jobs = [JobId.parse(f"https://lb.example.org:9000/job{i}") for i in range(3)]
+        names = [layout.event_file_name(j) for j in jobs]
+        for name in names:
+            (tmp_path / name).write_bytes(b"DG.LLLID=1 DATE=1\n")
+        (tmp_path / (layout.spool_stem(jobs[0]) + layout.POSITION_SUFFIX)).write_bytes(b"x")
+        (tmp_path / "unrelated.txt").write_bytes(b"x")
+        yield deferLater(reactor, 0.2, lambda: None)
+        seen = set().union(*hints.stems) if hints.stems else set()
+        assert seen == {layout.spool_stem(j) for j in jobs}
+        before = len(hints.stems)
+        with open(tmp_path / names[1], "ab") as f:
+            f.write(b"DG.LLLID=2 DATE=2\n")
+        yield deferLater(reactor, 0.2, lambda: None)
+        assert hints.stems[before:] == [{layout.spool_stem(jobs[1])}]
+    finally:
+        watch.stopService()
+    with open(tmp_path / names[2], "ab") as f:
+        f.write(b"DG.LLLID=3 DATE=3\n")
+    count = len(hints.stems)
+    yield deferLater(reactor, 0.2, lambda: None)
+    assert len(hints.stems) == count   # stopped: nothing more
+
+
+@pytest_twisted.inlineCallbacks
+def test_lb_interlogger_alone_delivers_without_waiting_for_its_rescan(tmp_path):
+    """Run on its own with a rescan only every 300 s, lb-interlogger still delivers
+    events as they are logged (its watch of the spool); with --no-watch it does not."""
+    port = free_port_pair()
+    data = tmp_path / "logger-data"
+    sock = data / "logger.sock"
+    lines = scenario_for(port)
+    logger = start_daemon("lb-logger", ["-d", str(data), "--no-interlogger"], tmp_path, sock,
+                          tag="logger")
+    server = interlogger = None
+
+    def delivered() -> bool:
+        files = [n for n in os.listdir(data / "spool") if n.endswith(".ulm")]
+        if not files:
+            return False
+        for name in files:
+            pos = read_position(str(data / "spool" / (name[:-4] + ".pos")))
+            if pos is None or pos.offset != os.path.getsize(data / "spool" / name):
+                return False
+        return True
+
+    try:
+        server = start_server(tmp_path, port)
+        interlogger = start_daemon("lb-interlogger", [
+            "-d", str(data), "--rescan-period", "300", "--no-watch"],
+            tmp_path, sock, tag="interlogger-nowatch")
+        yield deferLater(reactor, 1.0, lambda: None)   # its start-up scan is over
+        yield log_through(sock, lines[:2])
+        yield deferLater(reactor, 3.0, lambda: None)
+        assert not delivered()   # waits for its rescan
+        stop_daemon(interlogger)
+        interlogger = start_daemon("lb-interlogger", [
+            "-d", str(data), "--rescan-period", "300"], tmp_path, sock, tag="interlogger")
+        yield deferLater(reactor, 1.0, lambda: None)
+        yield log_through(sock, lines[2:])
+        started = time.monotonic()
+        while not delivered():
+            assert time.monotonic() - started < 20, "not delivered within 20 s"
+            yield deferLater(reactor, 0.05, lambda: None)
     finally:
         for proc in (interlogger, logger, server):
             if proc is not None:

@@ -164,6 +164,19 @@ class SpoolDelivery:
                 store.more = True
                 self._pump(store)
 
+    def hint(self, stems) -> None:
+        """Spool files named by their stems were created or grew (a file-system
+        watch of an interlogger running on its own): read what is new in them."""
+        if not self._running:
+            return
+        for stem in stems:
+            store = self.stores.get(stem)
+            if store is None:
+                self._discover(stem)
+            else:
+                store.more = True
+                self._pump(store)
+
     def _take_appended(self, store: SpoolStore, appended: list) -> bool:
         """Queue ``appended`` (lines just written to ``store``'s file) for delivery if
         they continue exactly where reading stands; False if the file must be read."""

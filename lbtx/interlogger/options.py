@@ -89,6 +89,10 @@ class InterloggerOptions(usage.Options):
                 "bookkeeping servers of their jobs (the store port, 9001 by default), "
                 "at least once, across crashes.")
 
+    optFlags = [
+        ["no-watch", None, "do not watch the spool directory (inotify) for new events; "
+                           "find them by the rescan only"],
+    ]
     optParameters = [
         ["data-dir", "d", DEFAULT_DATA_DIR, "data directory (the spool is DIR/spool)"],
         ["spool", "f", None, "spool directory (default: DATA-DIR/spool)"],

@@ -5,7 +5,9 @@ One :class:`~lbtx.interlogger.service.DeliveryService` running a
 :class:`~lbtx.interlogger.box_channel.BoxDeliveryConnector`: one queue per
 destination server (the store port of the job id), positions and quarantine as
 docs/interlogger.md describes. It learns of new events by rescanning the spool
-(``--rescan-period``); run inside ``twistd lb-logger`` it also hears of each batch.
+(``--rescan-period``) and, where the platform has inotify, from a watch of the
+spool directory (:mod:`lbtx.interlogger.watch`); run inside ``twistd lb-logger``
+it hears of each batch instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from lbtx.interlogger.box_channel import BoxDeliveryConnector
 from lbtx.interlogger.delivery import SpoolDelivery
 from lbtx.interlogger.options import InterloggerOptions, delivery_config
 from lbtx.interlogger.service import DeliveryService
+from lbtx.interlogger.watch import SpoolWatch
 
 Options = InterloggerOptions
 
@@ -45,5 +48,9 @@ def makeService(options, reactor=None) -> MultiService:
     reactor = reactor or _default_reactor()
     os.makedirs(options["spool"], exist_ok=True)
     top = MultiService()
-    make_delivery_service(options, options["spool"], reactor).setServiceParent(top)
+    service = make_delivery_service(options, options["spool"], reactor)
+    service.setServiceParent(top)
+    if not options["no-watch"]:
+        SpoolWatch(service.delivery, options["spool"], reactor,
+                   options["rescan-period"]).setServiceParent(top)
     return top
