@@ -497,17 +497,20 @@ def main() -> int:
             work, query_port + 1)
         daemons.append(setup.server_proc)
         setup.sock = str(work / "logger-data" / "logger.sock")
-        logger_args = ["-d", str(work / "logger-data")]
-        if args.linger is not None:
-            logger_args += ["--batch-linger", str(args.linger)]
+        delivery_args = [] if args.linger is None else ["--batch-linger", str(args.linger)]
+        logger_args = ["-d", str(work / "logger-data"), *delivery_args]
         setup.interlogger = None
         if args.separate_interlogger:
             logger_args.append("--no-interlogger")
         setup.logger = Daemon("lb-logger", logger_args, work, setup.sock)
         daemons.append(setup.logger)
         if args.separate_interlogger:
-            setup.interlogger = Daemon("lb-interlogger", ["-d", str(work / "logger-data")]
-                                       + logger_args[2:], work, [])
+            setup.interlogger = Daemon("lb-interlogger", ["-d", str(work / "logger-data"),
+                                                          *delivery_args], work, [])
+            time.sleep(1.0)
+            if setup.interlogger.proc.poll() is not None:
+                raise RuntimeError("lb-interlogger did not start; its log:\n"
+                                   + setup.interlogger.log_tail())
             daemons.append(setup.interlogger)
         load = os.getloadavg()
         sys.stdout.write(f"end-to-end bench in {work}; PostgreSQL "
