@@ -37,9 +37,13 @@ bottleneck. ``--profile DIR`` additionally samples the logger and the server
 with py-spy during each run (at most 120 s) and prints their hottest functions
 (``.venv/bin/pip install py-spy``); ``--keep`` keeps the daemons' logs.
 
+``--separate-interlogger`` runs the interlogger as its own ``twistd lb-interlogger``
+beside ``lb-logger --no-interlogger`` (it then learns of new events from its watch
+of the spool); ``--linger S`` sets the interlogger's ``--batch-linger``.
+
 Usage: ``.venv/bin/python bench/endtoend.py [--quick] [--duration S] [--rate R]
 [--rate-duration S] [--producers N] [--jobs N] [--sample N] [--dsn URL]
-[--profile DIR] [--keep]``
+[--separate-interlogger] [--linger S] [--profile DIR] [--keep]``
 
 Issue 4's goals: >= 2,000 events/s sustained; p99 <= 1 s at 1,000 events/s;
 producer acknowledgement p99 <= 5 ms.
