@@ -89,14 +89,34 @@ def test_options():
             InterloggerOptions().parseOptions(["--batch-linger", bad])
 
 
-@pytest_twisted.inlineCallbacks
-def test_lb_interlogger_delivers_the_spool_to_lb_server(tmp_path):
+def logger_alone(tmp_path):
+    """``(server port, logger data dir, its socket, P01's lines for that server,
+    the process)`` of a started ``lb-logger --no-interlogger``."""
     port = free_port_pair()
     data = tmp_path / "logger-data"
     sock = data / "logger.sock"
-    lines = scenario_for(port)
     logger = start_daemon("lb-logger", ["-d", str(data), "--no-interlogger"], tmp_path, sock,
                           tag="logger")
+    return port, data, sock, scenario_for(port), logger
+
+
+def stop_all(*procs) -> None:
+    for proc in procs:
+        if proc is not None:
+            stop_daemon(proc)
+
+
+@defer.inlineCallbacks
+def assert_stored_as_replayed(tmp_path, lines):
+    """The stopped server's SQLite store holds the states ``lbtx replay`` computes."""
+    expected = replayed(lines)
+    stored = yield stored_statuses(tmp_path / "server-data" / "lbtx.sqlite", sorted(expected))
+    assert stored == expected
+
+
+@pytest_twisted.inlineCallbacks
+def test_lb_interlogger_delivers_the_spool_to_lb_server(tmp_path):
+    port, data, sock, lines, logger = logger_alone(tmp_path)
     server = interlogger = None
     try:
         # the server is down: the logger still answers at once, the interlogger waits
@@ -108,12 +128,8 @@ def test_lb_interlogger_delivers_the_spool_to_lb_server(tmp_path):
         yield log_through(sock, lines[3:])
         wait_until(lambda: spool_empty(data / "spool"), what="delivery of the spool")
     finally:
-        for proc in (interlogger, logger, server):
-            if proc is not None:
-                stop_daemon(proc)
-    expected = replayed(lines)
-    stored = yield stored_statuses(tmp_path / "server-data" / "lbtx.sqlite", sorted(expected))
-    assert stored == expected
+        stop_all(interlogger, logger, server)
+    yield assert_stored_as_replayed(tmp_path, lines)
 
 
 class _Hints:
@@ -164,12 +180,7 @@ def test_spool_watch_hints_changed_job_files(tmp_path):
 def test_lb_interlogger_alone_delivers_without_waiting_for_its_rescan(tmp_path):
     """Run on its own with a rescan only every 300 s, lb-interlogger still delivers
     events as they are logged (its watch of the spool); with --no-watch it does not."""
-    port = free_port_pair()
-    data = tmp_path / "logger-data"
-    sock = data / "logger.sock"
-    lines = scenario_for(port)
-    logger = start_daemon("lb-logger", ["-d", str(data), "--no-interlogger"], tmp_path, sock,
-                          tag="logger")
+    port, data, sock, lines, logger = logger_alone(tmp_path)
     server = interlogger = None
 
     def delivered() -> bool:
@@ -201,9 +212,5 @@ def test_lb_interlogger_alone_delivers_without_waiting_for_its_rescan(tmp_path):
             assert time.monotonic() - started < 20, "not delivered within 20 s"
             yield deferLater(reactor, 0.05, lambda: None)
     finally:
-        for proc in (interlogger, logger, server):
-            if proc is not None:
-                stop_daemon(proc)
-    expected = replayed(lines)
-    stored = yield stored_statuses(tmp_path / "server-data" / "lbtx.sqlite", sorted(expected))
-    assert stored == expected
+        stop_all(interlogger, logger, server)
+    yield assert_stored_as_replayed(tmp_path, lines)
