@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,41 +15,13 @@ __all__ = ["free_port", "free_port_pair", "connects", "cpu_seconds", "children",
            "TWISTD", "START_TIMEOUT"]
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from lbtx.testing.ports import connects, free_port, free_port_pair  # noqa: E402
+
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 START_TIMEOUT = 60.0  # seconds for a daemon to accept connections
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_pair() -> int:
-    """A port P with P and P+1 free on 127.0.0.1."""
-    for _ in range(200):
-        port = free_port()
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
-
-
-def connects(address) -> bool:
-    """Whether a TCP port of 127.0.0.1 (an int) or a Unix socket path accepts."""
-    try:
-        if isinstance(address, int):
-            socket.create_connection(("127.0.0.1", address), timeout=0.5).close()
-        else:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(0.5)
-                s.connect(str(address))
-        return True
-    except OSError:
-        return False
 
 
 def _stat(pid: int) -> list[str]:

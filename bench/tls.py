@@ -51,6 +51,7 @@ from twisted.internet.endpoints import clientFromString  # noqa: E402
 
 from lbtx.gss import issuing  # noqa: E402
 from lbtx.gss.issuing import parse_dn  # noqa: E402
+from lbtx.testing.ports import free_port  # noqa: E402
 from lbtx.gss.trust import subject_hash  # noqa: E402
 from lbtx.producer.records import record_from_text  # noqa: E402
 from lbtx.protocols.box.client import connect_box  # noqa: E402
@@ -63,12 +64,6 @@ if str(ROOT / "twisted" / "plugins") not in twisted.plugins.__path__:
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 USER = "/DC=org/DC=example/CN=Bench User"
 SEQ = "UI={:06d}:NS=0000000000:WM=000000:BH=0000000000:JSS=000000:LM=000000:LRMS=000000:APP=000000:LBS=000000"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_pki(root: Path) -> dict:

@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from lbtx.testing.ports import free_port_pair
 
 from conftest import REPO
 from lbtx import ulm
@@ -68,23 +69,6 @@ def _server_kinds() -> list[str]:
 
 
 SERVER_KINDS = _server_kinds()
-
-
-def free_port_pair() -> int:
-    """A port P with P and P+1 free on 127.0.0.1 (queries and store)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free pair of ports")
 
 
 @dataclass

@@ -8,34 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from conftest import REPO
+from lbtx.testing.ports import connects, free_port, free_port_pair  # noqa: F401 (for the tests)
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _connects(address) -> bool:
-    try:
-        if isinstance(address, int):
-            socket.create_connection(("127.0.0.1", address), timeout=0.5).close()
-        else:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(0.5)
-                s.connect(str(address))
-        return True
-    except OSError:
-        return False
 
 
 def start_daemon(name: str, args: list[str], workdir: Path, wait_for, *, tag: str | None = None,
@@ -52,7 +33,7 @@ def start_daemon(name: str, args: list[str], workdir: Path, wait_for, *, tag: st
                              name, *args], cwd=workdir, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _connects(wait_for):
+        if connects(wait_for):
             return proc
         if proc.poll() is not None:
             raise AssertionError(f"{name} exited {proc.returncode}:\n"
@@ -74,20 +55,6 @@ def stop_daemon(proc: subprocess.Popen, *, kill: bool = False) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def free_port_pair() -> int:
-    """A port N such that N and N+1 are both free (queries on N, store on N+1)."""
-    for _ in range(200):
-        port = free_port()
-        if port < 65535 and not _connects(port + 1):
-            try:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no two consecutive free ports")
 
 
 def start_server(workdir: Path, query_port: int, *, data: Path | None = None,

@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from lbtx.testing.ports import free_port
+
 REALM = "LBTX.TEST"
 PROGRAMS = ["krb5kdc", "kdb5_util", "kadmin.local", "kinit"]
 _SBIN = ["/usr/sbin", "/usr/local/sbin", "/sbin"]
@@ -28,12 +30,6 @@ def which(program: str) -> str | None:
 def missing() -> list[str]:
     """The KDC programs that cannot be found."""
     return [p for p in PROGRAMS if which(p) is None]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Realm:

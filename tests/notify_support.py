@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from conftest import SCENARIOS
 from daemon_support import free_port_pair, start_daemon
 from lbtx.jobid import JobId
 from lbtx.protocols.box.client import connect_box
+from lbtx.testing.ports import free_port
 from scenario_support import load, scenario_lines
 
 ALICE = "/DC=org/DC=example/O=Example Grid/CN=Alice Tester"
@@ -189,12 +189,6 @@ def start_notify_server(workdir: Path, *, identity: str = ALICE, extra=(), db: s
         args += ["--db", db]
     proc = start_daemon("lb-server", args, workdir, port + 1, tag="server")
     return proc, port
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 __all__ = ["ALICE", "job_streams", "interleave", "send_lines", "CallbackListener", "Api",

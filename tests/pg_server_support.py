@@ -19,7 +19,7 @@ from lbtx.cli.environment import Address
 from lbtx.cli.query_client import QueryClient
 from lbtx.protocols.legacy_query.messages import StatusFlag
 
-from daemon_support import _connects, free_port, start_daemon, stop_daemon, wait_until
+from daemon_support import connects, free_port, start_daemon, stop_daemon, wait_until
 
 __all__ = ["PgServer", "pg_url", "start_pg_server", "json_get", "json_views",
            "legacy_statuses"]
@@ -69,7 +69,7 @@ def start_pg_server(workdir: Path, name: str, dsn: str, *extra: str) -> PgServer
         *extra],
         workdir, store, tag=name)
     try:
-        wait_until(lambda: _connects(query), 30, f"the query port of {name}")
+        wait_until(lambda: connects(query), 30, f"the query port of {name}")
     except AssertionError:
         stop_daemon(proc, kill=True)
         raise

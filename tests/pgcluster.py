@@ -26,13 +26,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from lbtx.testing.ports import free_port
 
 #: the unprivileged user created for the server when ``nobody`` does not exist
 TEST_USER = "lbtx-test"
@@ -60,12 +61,6 @@ def find_bindir() -> Path | None:
         if all((d / exe).is_file() for exe in ("initdb", "pg_ctl", "postgres")):
             return d
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _server_user() -> str | None:
@@ -118,7 +113,7 @@ class PgCluster:
                   "--locale=C", "--no-sync", "--no-instructions")
         last_error = None
         for _ in range(5):
-            self.port = _free_port()
+            self.port = free_port()
             self._options = (f"-h 127.0.0.1 -p {self.port} -k {self.sockets}"
                              f" -c fsync={'on' if self.fsync else 'off'} -c full_page_writes=off"
                              " -c max_connections=100 -c shared_buffers=128MB")

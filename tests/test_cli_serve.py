@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-from daemon_support import free_port_pair, wait_until
+from daemon_support import wait_until
+from lbtx.testing.ports import free_ports
 
 LBTX = os.path.join(os.path.dirname(sys.executable), "lbtx")
 
 
-def _three_free_ports() -> int:
-    for _ in range(50):
-        port = free_port_pair()
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 2))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no three consecutive free ports")
-
-
 def test_lbtx_serve_register_log_and_query(tmp_path):
-    port = _three_free_ports()
+    port = free_ports(3)
     data = tmp_path / "lbtx-data"
     proc = subprocess.Popen([LBTX, "serve", "--data-dir", str(data), "--base-port", str(port)],
                             cwd=tmp_path, stdout=subprocess.PIPE, text=True)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from daemon_support import free_port_pair
+from lbtx.testing.ports import free_ports
 
 BIN = os.path.dirname(sys.executable)
 
@@ -67,18 +66,6 @@ SCRIPTS = {"waiting": (1, "Waiting"), "ready": (7, "Ready"), "scheduled": (11, "
            "aborted": (8, "Aborted"), "cancelled": (13, "Cancelled")}
 FIRST = ("UI=000003:NS=0000000000:WM=000000:BH=0000000000:JSS=000000:LM=000000:LRMS=000000:"
          "APP=000000:LBS=000000")
-
-
-def _three_free_ports() -> int:
-    for _ in range(50):
-        port = free_port_pair()
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 2))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no three consecutive free ports")
 
 
 class LB:
@@ -169,7 +156,7 @@ def _fields(code: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def lb(tmp_path_factory):
-    port = _three_free_ports()
+    port = free_ports(3)
     data = tmp_path_factory.mktemp("walk") / "lbtx-data"
     proc = subprocess.Popen([os.path.join(BIN, "lbtx"), "serve", "--data-dir", str(data),
                              "--base-port", str(port)], stdout=subprocess.DEVNULL,

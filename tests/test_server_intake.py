@@ -26,15 +26,10 @@ from lbtx.protocols.box.messages import ResultCode
 from lbtx.replay import Replay
 from lbtx.server.store import open_store
 from lbtx.status import to_json
+from lbtx.testing.ports import free_port
 from scenario_support import load, scenario_lines
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.json"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from twisted.web.http_headers import Headers
 
 from conftest import REPO
 from lbtx.cli.client_error import ClientError
+from lbtx.testing.ports import free_port
 from lbtx.cli.environment import Address
 from lbtx.cli.query_client import API_HEADERS, QueryClient
 from lbtx.cli.store_client import send_events
@@ -54,12 +55,6 @@ JOBS = sorted(REPLAY.jobs(), key=lambda r: r.job_id.unique)
 P09 = job_of(REPLAY, "P09")
 #: fields a jobStat element does not carry (or only on request)
 NOT_IN_JOBSTAT = {"user_fqans", "jdl_classad", "history", "children", "children_states"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(tmp, name: str, data, identity: str, *extra: str):
