@@ -7,7 +7,7 @@ StoreUnavailableError into such a failure."""
 
 from __future__ import annotations
 
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
 from box_support import RecordingHandler, connected
@@ -16,21 +16,9 @@ from lbtx.protocols.box.messages import ErrorCode, ResultCode
 from lbtx.protocols.box.server import ServerLimits, TemporarilyUnavailable
 from lbtx.server.intake import DatabaseUnavailable, IntakeHandler
 from lbtx.server.store.interfaces import StoreUnavailableError
+from lbtx.testing.logs import CapturedLogs
 
 WHY = "the database is unavailable (connection lost); retry later"
-
-
-class _Logged:
-    def __enter__(self):
-        self.events = []
-        globalLogPublisher.addObserver(self.events.append)
-        return self
-
-    def __exit__(self, *exc):
-        globalLogPublisher.removeObserver(self.events.append)
-
-    def at(self, level):
-        return [e for e in self.events if e.get("log_level") is level]
 
 
 class RefusalTests(SynchronousTestCase):
@@ -38,7 +26,7 @@ class RefusalTests(SynchronousTestCase):
     def _refuse(self, limits=ServerLimits(), batches=((b"a",),)):
         handler = RecordingHandler(auto=False)
         client, server, pump = connected(handler, limits=limits)
-        with _Logged() as logged:
+        with CapturedLogs() as logged:
             ds = [client.send_batch(list(batches[0]))]
             pump.flush()
             ds += [client.send_batch(list(b)) for b in batches[1:]]

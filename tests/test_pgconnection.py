@@ -12,7 +12,6 @@ import psycopg2
 import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
-from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from txpostgres import reconnection, txpostgres
 
@@ -20,30 +19,12 @@ from lbtx.server.store.interfaces import StoreUnavailableError
 from lbtx.server.store.pgconnection import ConnectionPool, is_dead, reason, unavailable
 from lbtx.server.store.postgres import LOCK_SLOTS_CLASS, LockSlotsMismatchError, PostgresJobStore
 from lbtx.server.store.sql import POSTGRES
+from lbtx.testing.logs import CapturedLogs
 
 
 def _select_one():
     rows = yield POSTGRES.select("SELECT 1", ())
     return rows[0][0]
-
-
-class _Logged:
-    """Log events published while it is in use."""
-
-    def __enter__(self):
-        self.events = []
-        globalLogPublisher.addObserver(self.events.append)
-        return self
-
-    def __exit__(self, *exc):
-        globalLogPublisher.removeObserver(self.events.append)
-
-    def failures(self) -> list:
-        return [e for e in self.events if e.get("log_failure") is not None or e.get("isError")]
-
-    def formatted(self) -> str:
-        from twisted.logger import formatEvent
-        return "\n".join(formatEvent(e) for e in self.events)
 
 
 def _terminate_others(dsn: str) -> int:
@@ -110,7 +91,7 @@ async def test_connections_closed_by_the_server_while_idle_come_back(pg_dsn):
     await pool.start()
     try:
         assert await pool.run(_select_one) == 1
-        with _Logged() as logged:
+        with CapturedLogs() as logged:
             assert _terminate_others(pg_dsn) == 2
             await _until(lambda: "re-established" in logged.formatted()
                          and logged.formatted().count("re-established") >= 2)
@@ -174,7 +155,7 @@ async def test_a_reconnected_connection_is_not_used_under_other_lock_slots(pg_ds
     store = PostgresJobStore(pg_dsn, reactor, lock_slots=64, connections=1)
     await store.start()
     try:
-        with _Logged() as logged:
+        with CapturedLogs() as logged:
             _terminate_others(pg_dsn)
             intruder = psycopg2.connect(pg_dsn)
             try:
