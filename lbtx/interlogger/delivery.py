@@ -156,17 +156,17 @@ class SpoolDelivery:
                 by_stem[a.stem] = [a]
             else:
                 lines.append(a)
+        to_read = []
         for stem, lines in by_stem.items():
             store = self.stores.get(stem)
-            if store is None:
-                self._discover(stem)
-            elif not self._take_appended(store, lines):
-                store.more = True
-                self._pump(store)
+            if store is None or not self._take_appended(store, lines):
+                to_read.append(stem)
+        self.hint(to_read)
 
     def hint(self, stems) -> None:
         """Spool files named by their stems were created or grew (a file-system
-        watch of an interlogger running on its own): read what is new in them."""
+        watch of an interlogger running on its own, or lines the logger's hint
+        could not hand over as they are): read what is new in them."""
         if not self._running:
             return
         for stem in stems:
