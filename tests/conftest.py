@@ -1,13 +1,15 @@
 """Shared fixtures: where the project's reference material (``shared/``) lives.
 
 The specification and the sample event streams sit in ``shared/`` beside the
-repository (``../shared``), as they do on developer machines and in CI. Set
-``LBTX_SHARED`` to point elsewhere.
+repository (``../shared``), as they do on developer machines and in CI. A clone
+of a local checkout made elsewhere (``git clone . /tmp/fresh``) finds it beside
+the checkout it was cloned from. Set ``LBTX_SHARED`` to point elsewhere.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,14 +17,40 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _origin_checkout() -> Path | None:
+    """The local directory this repository was cloned from, if it was."""
+    try:
+        url = subprocess.run(["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    if not url or "://" in url or (":" in url and not url.startswith("/")):
+        return None  # a remote URL (https://..., host:path)
+    path = (REPO / url).resolve()
+    return path if path.is_dir() else None
+
+
+def _has_spec(path: Path) -> bool:
+    return (path / "spec" / "lb-schema.json").is_file()
+
+
 def shared_dir() -> Path:
     env = os.environ.get("LBTX_SHARED")
-    path = Path(env) if env else REPO.parent / "shared"
-    if not (path / "spec" / "lb-schema.json").is_file():
-        raise RuntimeError(
-            f"reference material not found at {path}: set LBTX_SHARED to the shared/ folder"
-        )
-    return path
+    if env:
+        candidates = [Path(env)]
+    else:
+        candidates = [REPO.parent / "shared"]
+        origin = _origin_checkout()
+        if origin is not None:
+            candidates.append(origin.parent / "shared")
+    for path in candidates:
+        if _has_spec(path):
+            return path
+    raise RuntimeError(
+        f"reference material not found at {', '.join(map(str, candidates))}: "
+        "set LBTX_SHARED to the shared/ folder")
 
 
 SHARED = shared_dir()
