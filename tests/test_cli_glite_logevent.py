@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from lbtx.cli.glite.logevent import reason_filler
+
 from daemon_support import start_daemon, stop_daemon
 from spool_support import event_files, read_lines, records_of
 
@@ -61,6 +63,8 @@ def test_dont_increment_debug_and_glued_short_options(logger):
     (["-s", "Nowhere", "-e", "Accepted"], "unknown source: Nowhere"),
     (["-s", "LRMS", "-e", "Running", "--node", "wn", "--destination", "Mars"], "unknown source: Mars"),
     (["-s", "LRMS"], "unknown or unspecified event"),
+    (["-l", "many", "-s", "LRMS", "-e", "Abort", "--reason", "r"], "can't parse many"),
+    (["-x", "-s", "LRMS", "-e", "Abort", "--reason", "r"], "L&B proxy"),
 ])
 def test_argument_errors(logger, args, message):
     out = logevent(logger, "-j", J, "-c", CODE, *args)
@@ -79,6 +83,17 @@ def test_the_code_is_printed_even_when_logging_fails(tmp_path):
     assert out.stdout.strip() == CODE.replace("NS=0000000000", "NS=0000000002")
 
 
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_prints_the_usage_and_every_option(tmp_path, flag):
+    out = logevent(tmp_path, flag)
+    assert out.returncode == 0 and out.stderr == ""
+    assert out.stdout.startswith("Usage: ")
+    for option in ("-e, --event", "-s, --source", "-j, --jobid", "-c, --sequence",
+                   "-i, --source-instance", "-m, --machine", "-p, --priority",
+                   "-I, --dont-increment", "-d ", "-l, --reason-length", "--<field>"):
+        assert option in out.stdout
+
+
 def test_source_help_lists_the_canonical_names(tmp_path):
     out = logevent(tmp_path, "-s", "help", "-e", "Accepted")
     assert out.returncode == 1
@@ -86,3 +101,51 @@ def test_source_help_lists_the_canonical_names(tmp_path):
     assert names[:9] == ["UserInterface", "NetworkServer", "WorkloadManager", "BigHelper",
                          "JobController", "LogMonitor", "LRMS", "Application", "LBServer"]
     assert "CREAMExecutor" in names and "Undefined" not in names
+
+
+# the filler of -l 60 as upstream's generator writes it, with the one more dot that
+# cli.md's "exactly N characters" asks for
+FILLER_60 = "0...................20..................40............end=60"
+
+
+def test_reason_length_replaces_the_reason(logger):
+    out = logevent(logger, "-j", J, "-c", CODE, "-s", "LRMS", "-e", "Done", "-l", "60",
+                   "--status_code=OK", "--reason", "given", "--exit_code", "0")
+    assert out.returncode == 0, out.stderr
+    [line] = spooled(logger)
+    assert f'DG.DONE.REASON="{FILLER_60}"' in line and "given" not in line
+
+
+def test_reason_length_leaves_events_without_a_reason_alone(logger):
+    out = logevent(logger, "-j", J, "-c", CODE, "-s", "LRMS", "-e", "Running", "-l", "60",
+                   "--node", "wn01")
+    assert out.returncode == 0, out.stderr
+    [line] = spooled(logger)
+    assert 'DG.RUNNING.NODE="wn01"' in line and "end=60" not in line
+
+
+@pytest.mark.parametrize("length", ["300000000", "0", "-5"])
+def test_reason_length_out_of_range_is_ignored(logger, length):
+    out = logevent(logger, "-j", J, "-c", CODE, "-s", "LRMS", "-e", "Abort", "-l", length,
+                   "--reason", "given")
+    assert out.returncode == 0, out.stderr
+    assert ("unsupported reason message length: 300000000" in out.stderr) == (length[0] == "3")
+    [line] = spooled(logger)
+    assert 'DG.ABORT.REASON="given"' in line
+
+
+@pytest.mark.parametrize("length", [*range(0, 130), 999, 1000, 1001, 20_000, 123_457])
+def test_reason_filler_pattern(length):
+    text = reason_filler(length)
+    assert len(text) == length and set(text) <= set("0123456789.end=")
+    end = f"end={length}"
+    body = length - len(end) if length > len(end) else length
+    if body < length:
+        assert text.endswith(end)
+    expected = ["."] * body
+    for k in range(0, length, 20):
+        if k + 14 < length:   # an offset is written where it leaves room for 14 more
+            for j, digit in enumerate(str(k)):
+                if k + j < body:
+                    expected[k + j] = digit
+    assert text[:body] == "".join(expected)

@@ -9,9 +9,10 @@ import io
 
 import pytest
 
-from daemon_support import free_port_pair
+from daemon_support import free_port_pair, start_daemon, stop_daemon
 from lbtx.cli.glite import state_scripts
 from lbtx.schema import EVENT_SPECS
+from spool_support import event_files, read_lines, records_of
 
 JOB = "https://lb.example.org:9000/q7Xk2mVb0Lr9T1aZcW3eYg"
 
@@ -47,11 +48,34 @@ def test_usage_errors_exit_4(args):
     assert status == 4 and out == "" and err.startswith("Usage : ")
 
 
-@pytest.mark.parametrize("args", [["-x", "-m", "h:1"], ["-X", "/tmp/s", "-j", JOB],
-                                  ["-l", "10", "-j", JOB]])
-def test_the_proxy_and_the_reason_filler_are_refused(args):
+@pytest.mark.parametrize("args", [["-x", "-m", "h:1"], ["-X", "/tmp/s", "-j", JOB]])
+def test_the_proxy_is_refused(args):
     status, out, err = run("done", *args)
     assert status == 4 and out == "" and "not supported" in err
+
+
+def test_the_reason_filler_goes_to_every_event(tmp_path):
+    data = tmp_path / "data"
+    proc = start_daemon("lb-logger", ["-d", str(data), "--no-interlogger"], tmp_path,
+                        data / "logger.sock", tag="logger")
+    try:
+        status, out, err = run("aborted", "-j", JOB, "-l", "60",
+                               LBTX_LOGGER=str(data / "logger.sock"))
+    finally:
+        stop_daemon(proc)
+    assert status == 0, err
+    echoed = [line for line in err.splitlines() if line.startswith("glite-lb-logevent")]
+    assert len(echoed) == 8 and not any(" -l " in line for line in echoed)
+    spool = data / "spool"
+    lines = [r.decode() for name in event_files(spool)
+             for r in records_of(read_lines(spool / name))]
+    specs = {s.name: s for s in EVENT_SPECS}
+    with_reason = [step[3] for step in state_scripts.chain("aborted", {})
+                   if any(a.name == "reason" for a in specs[step[3]].attrs)]
+    assert "Abort" in with_reason and len(lines) == 8
+    filled = [line for line in lines if 'REASON="0...................20' in line]
+    assert len(filled) == len(with_reason)
+    assert all('.end=60"' in line for line in filled)
 
 
 @pytest.mark.parametrize("server", [f"localhost:{free_port_pair()}", "not a server", "h:99999",

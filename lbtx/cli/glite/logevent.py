@@ -17,8 +17,12 @@ printed even when logging failed. ``-p`` logs synchronously: the event reaches t
 job's server before the command returns. The logger is ``LBTX_LOGGER``, else
 ``GLITE_WMS_LOG_DESTINATION`` / ``EDG_WL_LOG_DESTINATION``, else localhost:9002.
 
-Not supported: ``-x``/``-S``/``-U`` (the L&B proxy) and ``-l`` (reason filler):
-they are refused with exit 1.
+``-l N`` (stress only) replaces the event's ``reason`` by a filler of exactly N
+characters: dots, the decimal offset written at every multiple of 20 that leaves
+room, and ``end=N`` as its last characters (:func:`reason_filler`). N above
+200,000,000 is reported and ignored, as upstream does; N <= 0 changes nothing.
+
+Not supported: ``-x``/``-S``/``-U`` (the L&B proxy): refused with exit 1.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ from lbtx.producer.address import LOGGER_VARIABLES
 from lbtx.schema import EVENT_SPECS, Level, Source
 from lbtx.seqcode import ZERO_GLITE
 
-__all__ = ["console", "main"]
+__all__ = ["console", "main", "reason_filler"]
+
+#: the longest ``-l`` filler; a longer one is reported and not used (as upstream)
+MAX_REASON_LENGTH = 200_000_000
 
 _FLAGS = {"-p": "priority", "--priority": "priority", "-x": "lbproxy", "--lbproxy": "lbproxy",
           "-d": "debug", "-I": "dont_increment", "--dont-increment": "dont_increment"}
@@ -52,6 +59,27 @@ _FIELDS: dict[str, list] = {}
 for _spec in EVENT_SPECS:
     for _a in _spec.attrs:
         _FIELDS.setdefault(_a.name, []).append(_a)
+
+
+_HELP = """\
+Usage: {prog} [-d] [-p] [-l len] [-I] [-m host] [-i instance] [-j jobid] -s source
+       [-c seqcode] -e EventName [--field value | --field=value ...]
+
+  -e, --event NAME             event type (-e help lists them with their fields)
+  -s, --source NAME            source component (-s help lists them)
+  -j, --jobid ID               job id (invented on the -m host when absent)
+  -c, --sequence CODE          current sequence code (default: all zero)
+  -i, --source-instance TEXT   source instance
+  -m, --machine HOST           server host for an invented job id
+  -p, --priority               synchronous: return once the server stored the event
+  -I, --dont-increment         do not increment the sequence code
+  -d                           debug level (LVL=DEBUG)
+  -l, --reason-length N        replace the reason by a filler of N characters
+  --<field> VALUE              a field of the event (any field of any event type)
+  -h, --help                   this text
+
+Prints the new sequence code. The logger is LBTX_LOGGER, else
+GLITE_WMS_LOG_DESTINATION or EDG_WL_LOG_DESTINATION, else localhost:9002."""
 
 
 class _Usage(Exception):
@@ -125,6 +153,34 @@ def _check_fields(fields: dict, event_spec, opt: str) -> dict:
     return out
 
 
+def _reason_length(text: str | None) -> int:
+    if text is None:
+        return 0
+    try:
+        return _c_int(text)
+    except ValueError:
+        raise _Usage(f"ERROR -l  can't parse {text}: not a number") from None
+
+
+def reason_filler(length: int) -> str:
+    """The ``-l`` filler: exactly ``length`` characters of dots, with the decimal
+    offset written where a multiple of 20 begins (when at least 15 characters
+    remain), and ``end=<length>`` over its last characters when it fits.
+
+    (Upstream writes the same pattern but, unless ``length`` is a power of ten,
+    ends the string one character short; cli.md asks for exactly ``length``.)
+    """
+    if length <= 0:
+        return ""
+    last = length - 15  # the last offset that leaves room: k + 14 < length
+    text = "".join((str(k) if k <= last else "").ljust(20, ".")
+                   for k in range(0, length, 20))[:length]
+    end = f"end={length}"
+    if length > len(end):
+        text = text[:length - len(end)] + end
+    return text
+
+
 def _logger(environ) -> str:
     for name in LOGGER_VARIABLES:
         if environ.get(name):
@@ -142,7 +198,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
         print(f"{prog}: {e}", file=sys.stderr)
         return 1
     if options.get("help"):
-        print(__doc__.split("\n\n")[1].strip())
+        print(_HELP.format(prog=prog))
         return 0
     event_name = options.get("event")
     if event_name is not None and event_name.lower() == "help":
@@ -167,14 +223,20 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     if source in (None, Source.NONE):
         print(f"ERROR -s  unknown source: {source_name or ''}", file=sys.stderr)
         return 1
-    if options.get("lbproxy") or "proxy_sock" in options or "reason_length" in options:
-        print(f"{prog}: -x, -S, -U and -l are not supported by lbtx", file=sys.stderr)
+    if options.get("lbproxy") or "proxy_sock" in options or "proxy_user" in options:
+        print(f"{prog}: -x, -S and -U (the L&B proxy) are not supported by lbtx",
+              file=sys.stderr)
         return 1
     try:
         attrs = _check_fields(fields, spec, "--")
+        length = _reason_length(options.get("reason_length"))
     except _Usage as e:
         print(str(e), file=sys.stderr)
         return 1
+    if length > MAX_REASON_LENGTH:
+        print(f"{prog}: unsupported reason message length: {length}", file=sys.stderr)
+    elif length > 0 and "reason" in {a.name for a in spec.attrs}:
+        attrs["reason"] = reason_filler(length)
     failed_later = False
     job_text = options.get("jobid")
     if job_text is None:

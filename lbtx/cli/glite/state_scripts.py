@@ -2,7 +2,7 @@
 
 ::
 
-    glite-lb-<state>.sh [-m server] [-j jobid]
+    glite-lb-<state>.sh [-m server] [-j jobid] [-l reason_length]
 
 ``<state>`` is ``waiting``, ``ready``, ``scheduled``, ``running``, ``done``,
 ``cleared``, ``aborted`` or ``cancelled``. Without ``-j`` a job is registered on
@@ -39,8 +39,11 @@ restarts the chain from its first event, so running a later state's script on a
 job already driven by an earlier one re-sends events with identical sequence
 codes, which the server ignores as duplicates.
 
-Not supported: ``-x``/``-X`` (the L&B proxy) and ``-l`` (reason filler), which
-logevent does not support either; they are refused with exit 4.
+``-l N`` is handed to every logevent call (its reason filler, for stress runs);
+as upstream, the echoed command lines leave it out.
+
+Not supported: ``-x``/``-X`` (the L&B proxy), which logevent does not support
+either; refused with exit 4.
 """
 
 from __future__ import annotations
@@ -135,7 +138,8 @@ def chain(state: str, env: Mapping[str, str] | None = None) -> list[list[str]]:
 
 
 def _usage(prog: str, err: TextIO) -> int:
-    err.write(f"Usage : {prog} [-m bkserver_machine_name] [-j job_id]\n")
+    err.write(f"Usage : {prog} [-m bkserver_machine_name] [-j job_id] "
+              f"[-l size_of_random_data]\n")
     return USAGE_STATUS
 
 
@@ -190,9 +194,10 @@ def main(state: str, argv: list[str] | None = None, *, out: TextIO | None = None
     options = _parse(argv)
     if options is None or ("-m" not in options and "-j" not in options):
         return _usage(prog, err)
-    if "-x" in options or "-X" in options or "-l" in options:
-        err.write(f"{prog}: -x, -X and -l are not supported by lbtx\n")
+    if "-x" in options or "-X" in options:
+        err.write(f"{prog}: -x and -X (the L&B proxy) are not supported by lbtx\n")
         return USAGE_STATUS
+    stress = ["-l", options["-l"]] if "-l" in options else []
     job = options.get("-j")
     if job is None:
         job, code, messages = _register(options["-m"])
@@ -207,7 +212,7 @@ def main(state: str, argv: list[str] | None = None, *, out: TextIO | None = None
     for step in chain(state, environ):
         args = ["-j", job, "-c", code, *step]
         echo("glite-lb-logevent " + shlex.join(args) + "\n")
-        status, printed, messages = _quiet(logevent.main, args, environ=environ)
+        status, printed, messages = _quiet(logevent.main, stress + args, environ=environ)
         code = printed.strip()
         if status != 0 or not code:
             err.write(messages)
