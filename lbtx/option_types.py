@@ -6,7 +6,8 @@ from typing import Callable
 
 from twisted.python import usage
 
-__all__ = ["non_negative_float", "positive", "positive_int", "positive_float"]
+__all__ = ["non_negative_float", "non_negative_int", "positive", "positive_int",
+           "positive_float"]
 
 
 def positive(kind: type, name: str | None = None) -> Callable[[str], object]:
@@ -35,6 +36,21 @@ def non_negative_float(name: str | None = None) -> Callable[[str], float]:
         except ValueError:
             raise usage.UsageError(f"{what} needs a number, not {text!r}") from None
         if not value >= 0 or value == float("inf"):
+            raise usage.UsageError(f"{what} must be 0 or more, not {text!r}")
+        return value
+    return convert
+
+
+def non_negative_int(name: str | None = None) -> Callable[[str], int]:
+    """A converter for an integer that may be 0 but not negative."""
+    what = f"--{name}" if name else "the option"
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise usage.UsageError(f"{what} needs a whole number, not {text!r}") from None
+        if value < 0:
             raise usage.UsageError(f"{what} must be 0 or more, not {text!r}")
         return value
     return convert

@@ -24,6 +24,7 @@ def test_defaults_follow_the_original():
     assert o["db"] == "sqlite:///" + os.path.abspath("lbtx-data/lbtx.sqlite")
     assert not o["noauth"] and o["superuser"] == []
     assert o["lock-slots"] == 1024 and o["max-frame"] == 16 * 1024 * 1024
+    assert o["status-cache"] == 8
 
 
 def test_repeatable_listeners_and_superusers():
@@ -32,6 +33,18 @@ def test_repeatable_listeners_and_superusers():
     assert o["listen-query"] == ["tcp:0:interface=127.0.0.1", "unix:/tmp/q.sock"]
     assert o["listen-store"] == ["tcp:0"]
     assert o["superuser"] == ["/CN=a", "/CN=b"] and o["noauth"]
+
+
+def test_status_cache_sizes_the_store_cache(tmp_path):
+    from lbtx.server import tap
+    from lbtx.server.store.status_cache import DEFAULT_MAX_BYTES, statuses
+    try:
+        for mib in (0, 3):
+            o = parse("--data-dir", str(tmp_path), "--status-cache", str(mib))
+            tap.makeService(o)
+            assert statuses.max_bytes == mib * 1024 * 1024
+    finally:
+        statuses.resize(DEFAULT_MAX_BYTES)
 
 
 def test_data_dir_moves_the_default_database(tmp_path):
@@ -47,6 +60,9 @@ def test_postgres_url_accepted():
     ["--db", "mysql://x"],
     ["--lock-slots", "0"],
     ["--lock-slots", "many"],
+    ["--status-cache", "-1"],
+    ["--status-cache", "1.5"],
+    ["--status-cache", "lots"],
     ["--max-frame", "-1"],
     ["--idle-timeout", "0"],
     ["--request-timeout", "soon"],

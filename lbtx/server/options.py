@@ -11,7 +11,8 @@ import os
 
 from twisted.python import usage
 
-from lbtx.option_types import positive_float as _positive_float, positive_int as _positive_int
+from lbtx.option_types import (non_negative_int as _non_negative_int,
+                               positive_float as _positive_float, positive_int as _positive_int)
 from lbtx.server.policy import PolicyError, load_policy
 from lbtx.server.queries import HardLimits
 
@@ -22,6 +23,7 @@ DEFAULT_QUERY_ENDPOINT = "tcp:9000"
 DEFAULT_STORE_ENDPOINT = "tcp:9001"
 DEFAULT_DATA_DIR = "lbtx-data"
 DEFAULT_LOCK_SLOTS = 1024
+DEFAULT_STATUS_CACHE = 8  # MiB of status text
 DEFAULT_MAX_FRAME = 16 * MEGABYTE
 DEFAULT_MAX_CONNECTIONS = 1000
 DEFAULT_IDLE_TIMEOUT = 60 * SECOND
@@ -70,6 +72,9 @@ class ServerOptions(usage.Options):
                            "(default: SQLite in the data directory)"],
         ["lock-slots", None, DEFAULT_LOCK_SLOTS, "number of per-job write locks (PostgreSQL)",
          _positive_int("lock-slots")],
+        ["status-cache", None, DEFAULT_STATUS_CACHE,
+         "MiB of stored status text kept decoded for the next batch (0: none; the decoded "
+         "statuses take about twice that again)", _non_negative_int("status-cache")],
         ["max-frame", None, DEFAULT_MAX_FRAME, "largest accepted frame in bytes",
          _positive_int("max-frame")],
         ["max-connections", None, DEFAULT_MAX_CONNECTIONS, "connections served at once",

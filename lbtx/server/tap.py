@@ -30,7 +30,7 @@ from lbtx.server.notify.registry import Registry, Validity
 from lbtx.server.notify.service import NotificationService, WakingStore
 from lbtx.server.intake import DEFAULT_MAX_MERGED_EVENTS, IntakeHandler
 from lbtx.server.maintenance import Maintenance
-from lbtx.server.options import DEFAULT_QUERY_ENDPOINT, ServerOptions
+from lbtx.server.options import DEFAULT_QUERY_ENDPOINT, MEGABYTE, ServerOptions
 from lbtx.server.peers import store_identify
 from lbtx.server.queries import StoreQueryBackend
 from lbtx.server.query_port import QueryPortFactory
@@ -38,6 +38,7 @@ from lbtx.server.web.port import SiteHandler
 from lbtx.server.web.service import WebPages
 from lbtx.server.service import StoreService
 from lbtx.server.store import open_store
+from lbtx.server.store.status_cache import statuses
 
 Options = ServerOptions
 
@@ -54,6 +55,7 @@ def makeService(options, reactor=None) -> MultiService:
     reactor = reactor or _default_reactor()
     os.makedirs(options["data-dir"], exist_ok=True)
     top = MultiService()
+    statuses.resize(options["status-cache"] * MEGABYTE)
     store = open_store(options["db"], reactor, lock_slots=options["lock-slots"])
     store_service = StoreService(store, reactor)
     store_service.setServiceParent(top)

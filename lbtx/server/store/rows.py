@@ -21,6 +21,7 @@ from lbtx import subject
 from lbtx.acceptance import JobRecord
 from lbtx.events import Event
 from lbtx.jobid import JobId
+from lbtx.server.store.status_cache import statuses
 from lbtx.status import from_json, to_json
 from lbtx.timeval import Timeval
 
@@ -80,13 +81,15 @@ def job_row(rec: JobRecord, nchildren: int) -> tuple:
     """The ``jobs`` row of a record with ``nchildren`` children (in :data:`JOB_COLUMNS` order)."""
     st = rec.status
     parent = st.parent_job
+    text = _dumps(to_json(st, internal=True))
+    statuses.put(text, st)  # the next batch of this job reads it back
     return (
         clean(str(rec.job_id)), clean(rec.job_id.unique), clean(rec.owner),
         clean(subject.key(st.owner or "")), clean(str(parent)) if parent is not None else None,
         int(st.state) if st.state is not None else 0,
         clean(st.destination), clean(st.location), clean(st.network_server),
         _seconds(st.last_update_time), _seconds(st.state_enter_time),
-        rec.nevents, nchildren, _dumps(to_json(st, internal=True)),
+        rec.nevents, nchildren, text,
     )
 
 
@@ -95,7 +98,10 @@ def record_from_row(row: tuple, acl: Iterable[tuple] = (), children: Iterable[st
     """Rebuild a record from a ``jobs`` row in :data:`RECORD_COLUMNS` order, its ACL
     rows ``(user_id, user_id_type, permission, permission_type)`` and child ids."""
     jobid, owner, nevents, _nchildren, status = row
-    st = from_json(json.loads(status))
+    st = statuses.get(status)
+    if st is None:
+        st = from_json(json.loads(status))
+        statuses.put(status, st)
     rec = JobRecord(job_id=JobId.parse(jobid), owner=owner, status=st,
                     acl=[list(e) for e in acl], nevents=nevents)
     if children is not None:
