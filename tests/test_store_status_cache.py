@@ -74,6 +74,18 @@ def test_resizing_drops_what_no_longer_fits():
     assert len(cache) == 0
 
 
+def test_what_a_read_puts_never_pushes_anything_out():
+    cache = StatusCache(max_bytes=40)
+    cache.put("a" * 5, status(), evict=False)  # room: kept
+    for key in ("b" * 5, "c" * 5, "d" * 5, "e" * 5, "f" * 5, "g" * 5, "h" * 5):
+        cache.put(key, status())
+    assert cache.size == 40 and cache.get("a" * 5) is not None
+    cache.put("x" * 5, status(), evict=False)  # full: not kept, nothing dropped
+    assert cache.get("x" * 5) is None and len(cache) == 8
+    cache.put("y" * 5, status())  # a writer makes room
+    assert cache.get("y" * 5) is not None and cache.get("b" * 5) is None
+
+
 def test_off_when_the_bound_is_zero():
     cache = StatusCache(max_bytes=0)
     cache.put("", status())

@@ -101,7 +101,7 @@ def record_from_row(row: tuple, acl: Iterable[tuple] = (), children: Iterable[st
     st = statuses.get(status)
     if st is None:
         st = from_json(json.loads(status))
-        statuses.put(status, st)
+        statuses.put(status, st, evict=False)
     rec = JobRecord(job_id=JobId.parse(jobid), owner=owner, status=st,
                     acl=[list(e) for e in acl], nevents=nevents)
     if children is not None:
