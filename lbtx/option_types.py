@@ -6,8 +6,8 @@ from typing import Callable
 
 from twisted.python import usage
 
-__all__ = ["non_negative_float", "non_negative_int", "positive", "positive_int",
-           "positive_float"]
+__all__ = ["non_negative", "non_negative_float", "non_negative_int", "positive",
+           "positive_int", "positive_float"]
 
 
 def positive(kind: type, name: str | None = None) -> Callable[[str], object]:
@@ -26,13 +26,14 @@ def positive(kind: type, name: str | None = None) -> Callable[[str], object]:
     return convert
 
 
-def non_negative_float(name: str | None = None) -> Callable[[str], float]:
-    """A converter for a float that may be 0 but not negative (or not a number)."""
+def non_negative(kind: type, name: str | None = None) -> Callable[[str], object]:
+    """A converter for a ``kind`` (int or float) that may be 0 but not negative,
+    infinite or not a number."""
     what = f"--{name}" if name else "the option"
 
-    def convert(text: str) -> float:
+    def convert(text: str):
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
             raise usage.UsageError(f"{what} needs a number, not {text!r}") from None
         if not value >= 0 or value == float("inf"):
@@ -41,19 +42,12 @@ def non_negative_float(name: str | None = None) -> Callable[[str], float]:
     return convert
 
 
-def non_negative_int(name: str | None = None) -> Callable[[str], int]:
-    """A converter for an integer that may be 0 but not negative."""
-    what = f"--{name}" if name else "the option"
+def non_negative_float(name: str | None = None) -> Callable[[str], float]:
+    return non_negative(float, name)
 
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise usage.UsageError(f"{what} needs a whole number, not {text!r}") from None
-        if value < 0:
-            raise usage.UsageError(f"{what} must be 0 or more, not {text!r}")
-        return value
-    return convert
+
+def non_negative_int(name: str | None = None) -> Callable[[str], int]:
+    return non_negative(int, name)
 
 
 def positive_int(name: str | None = None):

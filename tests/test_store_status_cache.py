@@ -5,19 +5,19 @@ what it hands out is exactly what decoding the stored text gives."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 
 import pytest
 
 from lbtx.schema import JobState
-from lbtx.server.store import batch, schema
+from lbtx.server.store import batch
 from lbtx.server.store.sql import SQLITE, run_sync
 from lbtx.server.store.status_cache import StatusCache, statuses
 from lbtx.status import JobStatus, from_json
 from lbtx.timeval import Timeval
 
 from store_support import parse, replayed, workload
+from test_store_batch import cur  # noqa: F401 - the in-memory SQLite fixture
 
 NOW = Timeval(1_800_000_000, 0)
 
@@ -116,16 +116,7 @@ def test_threads_keep_the_bound():
     assert cache.size == sum(len(k) for k in cache._entries)
 
 
-@pytest.fixture
-def cur():
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    cursor = conn.cursor()
-    run_sync(cursor, schema.upgrade(SQLITE))
-    yield cursor
-    conn.close()
-
-
-def test_the_store_reads_back_what_it_wrote_without_decoding_and_agrees_with_replay(cur):
+def test_the_store_reads_back_what_it_wrote_without_decoding_and_agrees_with_replay(cur):  # noqa: F811
     """Every scenario, interleaved and in batches of 3, through the real batch work on
     SQLite: later batches find their jobs' statuses in the cache, every cached entry
     equals a fresh decode of the stored text, and the statuses equal lbtx replay."""
