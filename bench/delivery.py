@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from lbtx.jobid import JobId  # noqa: E402
 from lbtx.producer import Producer  # noqa: E402
-from processes import cpu_seconds  # noqa: E402
+from processes import cpu_seconds, yardsticks  # noqa: E402
 from spool import run_baseline  # noqa: E402
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -188,8 +188,8 @@ def main() -> None:
     args = parser.parse_args()
     base = tempfile.mkdtemp(prefix="lbtx-bench-delivery-", dir=args.dir)
     print(f"lb-logger bench in {base} ({os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}); baseline: the same lines, one fdatasync per the "
-          f"logger's mean group commit")
+          f"{os.getloadavg()[0]:.1f}, {yardsticks()}); baseline: "
+          f"the same lines, one fdatasync per the logger's mean group commit")
     print(f"{'mode':>6} {'prod':>4} {'acks/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'lines/fsync':>11} {'baseline/s':>10} {'ratio':>6} {'logger us/ev':>12} "
           f"{'prod us/ev':>10}")

@@ -76,7 +76,7 @@ from lbtx.jobid import JobId  # noqa: E402
 from lbtx.producer import LoggingError, Producer  # noqa: E402
 from lbtx.protocols.legacy_query.http import (HTTPLimits, ResponseDecoder,  # noqa: E402
                                               format_request)
-from processes import Daemon, children, cpu_seconds, free_port_pair  # noqa: E402
+from processes import Daemon, children, cpu_seconds, free_port_pair, yardsticks  # noqa: E402
 
 PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
 OWNER = "/DC=org/DC=example/CN=Bench Owner"
@@ -520,7 +520,7 @@ def main() -> int:
         sys.stdout.write(f"end-to-end bench in {work}; PostgreSQL "
                          f"{'(given)' if args.dsn else 'private cluster, fsync on'}; "
                          f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} "
-                         f"{load[2]:.1f} at the start\n")
+                         f"{load[2]:.1f} at the start; {yardsticks()}\n")
         sys.stdout.flush()
         rate = args.rate
         if not args.skip_sustained:

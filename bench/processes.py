@@ -1,18 +1,19 @@
 """What the benchmarks share about processes: free ports, readiness, CPU time from
-``/proc``, and :class:`Daemon`, a ``twistd -n`` daemon started in a work directory
-and stopped with SIGTERM (SIGKILL after 30 s)."""
+``/proc``, :class:`Daemon`, a ``twistd -n`` daemon started in a work directory
+and stopped with SIGTERM (SIGKILL after 30 s), and :func:`python_yardstick`."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 __all__ = ["free_port", "free_port_pair", "connects", "cpu_seconds", "children", "Daemon",
-           "TWISTD", "START_TIMEOUT"]
+           "TWISTD", "START_TIMEOUT", "python_yardstick", "ipc_yardstick", "yardsticks"]
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -22,6 +23,52 @@ from lbtx.testing.ports import connects, free_port, free_port_pair  # noqa: E402
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 START_TIMEOUT = 60.0  # seconds for a daemon to accept connections
+
+
+def python_yardstick(rounds: int = 3) -> float:
+    """Milliseconds one core takes now for a fixed pure-Python loop (a million
+    additions; the best of ``rounds``). Printed beside the figures, it tells how fast
+    the machine ran Python then: the same code on the same kind of machine has
+    needed 2.7 times the CPU on one day as on another (see :func:`ipc_yardstick`)."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def ipc_yardstick(rounds: int = 2000) -> float:
+    """Microseconds of one round trip of a byte between two processes over a Unix
+    socket pair: what waking another process costs on this machine now (much of a
+    logger's one-event call is such kernel work, which the Python yardstick misses)."""
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the echo
+        a.close()
+        while True:
+            data = b.recv(64)
+            if not data:
+                os._exit(0)
+            b.sendall(data)
+    b.close()
+    try:
+        start = time.perf_counter()
+        for _ in range(rounds):
+            a.sendall(b"x")
+            a.recv(64)
+        return (time.perf_counter() - start) / rounds * 1e6
+    finally:
+        a.close()
+        os.waitpid(pid, 0)
+
+
+def yardsticks() -> str:
+    """Both yardsticks, for a benchmark's first line."""
+    return (f"Python yardstick {python_yardstick():.0f} ms, "
+            f"IPC round trip {ipc_yardstick():.0f} us")
 
 
 def _stat(pid: int) -> list[str]:
