@@ -83,18 +83,15 @@ class StatusCache:
         ``evict=False`` only if that needs no room made: what a read decoded does
         not push out what the writers keep, so a scan over many jobs cannot empty
         the cache of the jobs receiving events."""
-        if not self.max_bytes or len(text) > self._largest:
-            return
-        if not evict and self._bytes + len(text) > self.max_bytes:
-            return
-        kept = status.copy()
         with self._lock:
+            if not self.max_bytes or len(text) > self._largest:
+                return
             if text in self._entries:
                 self._entries.move_to_end(text)
                 return
             if not evict and self._bytes + len(text) > self.max_bytes:
                 return
-            self._entries[text] = kept
+            self._entries[text] = status.copy()
             self._bytes += len(text)
             self._evict()
 
