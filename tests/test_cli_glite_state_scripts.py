@@ -78,9 +78,11 @@ def test_the_reason_filler_goes_to_every_event(tmp_path):
     assert all('.end=60"' in line for line in filled)
 
 
-@pytest.mark.parametrize("server", [f"localhost:{free_port_pair()}", "not a server", "h:99999",
-                                    "x" * 100000])
+@pytest.mark.parametrize("server", ["closed-port", "not a server", "h:99999", "x" * 100000],
+                         ids=["closed-port", "not-a-server", "bad-port", "oversized"])
 def test_a_failed_registration_exits_4_and_logs_nothing(server):
+    if server == "closed-port":
+        server = f"localhost:{free_port_pair()}"
     status, out, err = run("running", "-m", server)
     assert status == 4 and out == ""
     assert "RegisterJobSync" in err or "Invalid argument" in err

@@ -177,6 +177,7 @@ def lb(tmp_path_factory):
             proc.wait()
 
 
+@pytest.mark.slow  # a command process for every event of every branch
 def test_the_wms_walk_and_its_branches(lb):
     """Three jobs step through the table side by side: the whole walk, the walk up
     to Ready and then Abort, and up to Running and then Done CANCELLED."""

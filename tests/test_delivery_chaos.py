@@ -22,6 +22,7 @@ import os
 import random
 import time
 
+import pytest
 import pytest_twisted
 
 from daemon_support import spool_empty, wait_until
@@ -41,6 +42,7 @@ def kill_schedule(rng: random.Random) -> list[str]:
     return victims
 
 
+@pytest.mark.slow  # 20,000 events through three daemons killed again and again
 @pytest_twisted.inlineCallbacks
 def test_sigkill_of_every_daemon_loses_and_doubles_nothing(tmp_path):
     rng = random.Random(SEED)

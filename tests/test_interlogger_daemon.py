@@ -176,6 +176,15 @@ def test_spool_watch_hints_changed_job_files(tmp_path):
     assert len(hints.stems) == count   # stopped: nothing more
 
 
+def _wait_delivering(workdir, tag: str) -> None:
+    """Until the interlogger logging to ``workdir/TAG.log`` has taken the spool and
+    finished its start-up scan (it says so only then). Its socket cannot tell: it
+    has none, and a fixed pause is too short on a loaded machine."""
+    log = workdir / f"{tag}.log"
+    wait_until(lambda: log.exists() and "interlogger delivering" in log.read_text(),
+               what=f"{tag} to finish its start-up scan")
+
+
 @pytest_twisted.inlineCallbacks
 def test_lb_interlogger_alone_delivers_without_waiting_for_its_rescan(tmp_path):
     """Run on its own with a rescan only every 300 s, lb-interlogger still delivers
@@ -198,14 +207,14 @@ def test_lb_interlogger_alone_delivers_without_waiting_for_its_rescan(tmp_path):
         interlogger = start_daemon("lb-interlogger", [
             "-d", str(data), "--rescan-period", "300", "--no-watch"],
             tmp_path, sock, tag="interlogger-nowatch")
-        yield deferLater(reactor, 1.0, lambda: None)   # its start-up scan is over
+        _wait_delivering(tmp_path, "interlogger-nowatch")   # its start-up scan is over
         yield log_through(sock, lines[:2])
         yield deferLater(reactor, 3.0, lambda: None)
         assert not delivered()   # waits for its rescan
         stop_daemon(interlogger)
         interlogger = start_daemon("lb-interlogger", [
             "-d", str(data), "--rescan-period", "300"], tmp_path, sock, tag="interlogger")
-        yield deferLater(reactor, 1.0, lambda: None)
+        _wait_delivering(tmp_path, "interlogger")
         yield log_through(sock, lines[2:])
         started = time.monotonic()
         while not delivered():

@@ -9,6 +9,7 @@ issue's full minute.
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -57,6 +58,7 @@ def _last_seq(api, notif_id):
     return doc["notification"]["last_seq"]
 
 
+@pytest.mark.slow  # the listener stays down for a full minute
 @pytest_twisted.inlineCallbacks
 def test_listener_down_for_a_minute_gets_every_notification_in_order(tmp_path):
     """1,000+ state changes while the listener is down for a minute: afterwards every

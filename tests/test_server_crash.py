@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -55,6 +56,7 @@ def encode(lines):
     return [ln.rstrip("\n").encode("utf-8") for ln in lines]
 
 
+@pytest.mark.slow  # a server killed under load, restarted and checked
 @pytest_twisted.inlineCallbacks
 def test_kill_during_intake_loses_no_acknowledged_event(tmp_path):
     lines = []
