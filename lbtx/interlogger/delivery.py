@@ -88,6 +88,14 @@ class SpoolDelivery:
         self._loop: LoopingCall | None = None
         self._lock_fd: int | None = None
         self._running = False
+        self._reply_observers: list[Callable[[Sequence[int], Sequence[Reply]], None]] = []
+
+    def add_reply_observer(self, observer: Callable[[Sequence[int], Sequence[Reply]], None]
+                           ) -> None:
+        """Call ``observer(lllids, replies)`` with every server reply received: the
+        ``DG.LLLID`` of each line sent and the server's answer for it (the logger's
+        synchronous events wait on these, :mod:`lbtx.logger.confirmations`)."""
+        self._reply_observers.append(observer)
 
     # --- life cycle --------------------------------------------------------
 
@@ -355,6 +363,11 @@ class SpoolDelivery:
         touched: set[SpoolStore] = set()
         refused: dict[tuple[SpoolStore, str], list[tuple[SpoolEntry, str]]] = {}
         now = self._clock.seconds()
+        for observer in self._reply_observers:
+            try:
+                observer([entry.lllid for entry in items], replies)
+            except Exception:
+                self.log.failure("reply observer {observer!r} failed", observer=observer)
         for entry, reply in zip(items, replies):
             if not entry.current:
                 continue

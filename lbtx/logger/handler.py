@@ -11,7 +11,14 @@ behind the logger's port (box protocol and legacy ``DGLOG``). For each line it
 3. appends it to the job's spool file: the valid lines of a batch together
    (:meth:`lbtx.logger.spool.Spool.append_many`, one Deferred per batch).
 
-The answer comes only after every line of the batch is on disk. If any append fails (disk full, read-only spool) the whole batch fails
+The answer comes only after every line of the batch is on disk. A synchronous
+line (``DG.PRIORITY & 3``, formats.md §4.3) is answered, when the handler has
+``confirmations`` (the interlogger runs in this process), with the server's own
+result for it: the handler waits for the server's reply to its delivery
+(:mod:`lbtx.logger.confirmations`) for up to ``sync_timeout`` seconds, and then
+fails the batch with a retryable error (the line stays spooled and is delivered
+all the same). Without ``confirmations`` a synchronous line is answered as soon
+as it is on disk, as any other. If any append fails (disk full, read-only spool) the whole batch fails
 with that :class:`~lbtx.logger.errors.SpoolWriteError`: the producer gets an
 error (``ENOSPC`` on the DGLOG framing, a retryable ``internal`` error on the box
 protocol), never OK. Lines of the batch that did reach the disk are delivered
@@ -29,12 +36,34 @@ from lbtx import ulm
 from lbtx.errors import LBFormatError
 from lbtx.gss.errors import NoPeerIdentityError
 from lbtx.gss.peer import peer_identity
+from lbtx.interlogger.interfaces import DeliveryResult
+from lbtx.logger.confirmations import SYNC_MASK
 from lbtx.protocols.box.messages import Result, ResultCode
+from lbtx.protocols.box.server import TemporarilyUnavailable
 from lbtx.protocols.interfaces import IBatchHandler
 
 __all__ = ["SpoolingHandler", "peer_identifier"]
 
 _STORED = Result(ResultCode.STORED)
+
+#: the server's answer to a delivery -> the result a synchronous producer gets
+_CONFIRMED = {
+    DeliveryResult.STORED: ResultCode.STORED,
+    DeliveryResult.DUPLICATE: ResultCode.DUPLICATE,
+    DeliveryResult.UNKNOWN_JOB: ResultCode.UNKNOWN_JOB,
+    DeliveryResult.NOT_OWNER: ResultCode.NOT_OWNER,
+    DeliveryResult.EXISTS: ResultCode.EXISTS,
+    DeliveryResult.INVALID: ResultCode.INVALID,
+}
+
+#: seconds a synchronous producer waits for the server's answer, by default
+DEFAULT_SYNC_TIMEOUT = 60.0
+
+
+def confirmed_result(reply) -> Result:
+    """The result a synchronous producer gets for the server's ``reply``."""
+    code = _CONFIRMED.get(reply.result, ResultCode.INVALID)
+    return Result(code, reply.detail if not code.accepted else "")
 
 
 def peer_identifier(configured: str):
@@ -59,13 +88,17 @@ class SpoolingHandler:
 
     log = Logger()
 
-    def __init__(self, spool, *, max_line: int = ulm.DEFAULT_MAX_LENGTH):
+    def __init__(self, spool, *, max_line: int = ulm.DEFAULT_MAX_LENGTH, confirmations=None,
+                 sync_timeout: float = DEFAULT_SYNC_TIMEOUT):
         self._spool = spool
         self._max_line = max_line
+        self._confirmations = confirmations
+        self._sync_timeout = sync_timeout
+        self._said_unconfirmed = False
 
     def stamp(self, peer_identity: str, raw: bytes) -> tuple:
-        """``(job id, record bytes)`` of one line, stamped; raises LBFormatError.
-        A record that names its user is kept byte for byte."""
+        """``(job id, record bytes, synchronous)`` of one line, stamped; raises
+        LBFormatError. A record that names its user is kept byte for byte."""
         if isinstance(raw, bytes):
             text = raw.decode("utf-8", "surrogateescape")
         else:
@@ -75,18 +108,26 @@ class SpoolingHandler:
             ev.user = peer_identity
             raw = ulm.format(ev, newline=False).encode("utf-8", "surrogateescape")
         ev.validate()
-        return ev.job_id, raw
+        return ev.job_id, raw, bool(ev.priority & SYNC_MASK)
 
     def handle_batch(self, peer_identity, lines):
         """See :meth:`IBatchHandler.handle_batch`."""
         results: list[Result | None] = [None] * len(lines)
-        entries, where = [], []
+        entries, where, synchronous = [], [], []
         for i, raw in enumerate(lines):
             try:
-                entries.append(self.stamp(peer_identity, raw))
+                job_id, record, sync = self.stamp(peer_identity, raw)
             except LBFormatError as e:
                 results[i] = Result.invalid(str(e), e.code)
                 continue
+            if sync:
+                if self._confirmations is not None:
+                    synchronous.append(len(entries))
+                elif not self._said_unconfirmed:
+                    self._said_unconfirmed = True
+                    self.log.info("synchronous events are answered once they are on disk: "
+                                  "no interlogger runs in this process to hear the server")
+            entries.append((job_id, record))
             where.append(i)
         invalid = len(lines) - len(entries)
         if invalid:
@@ -99,6 +140,9 @@ class SpoolingHandler:
                 if isinstance(outcome, Exception):
                     return failed(Failure(outcome))
                 results[i] = _STORED
+            if synchronous:
+                return self._confirm([(where[k], outcomes[k].lllid) for k in synchronous],
+                                     results, peer_identity)
             return results
 
         def failed(failure):
@@ -106,3 +150,28 @@ class SpoolingHandler:
                           error=failure.getErrorMessage())
             return failure
         return self._spool.append_many(entries).addCallbacks(appended, failed)
+
+    def _confirm(self, waiting: list[tuple[int, int]], results: list, peer_identity: str):
+        """``results`` once the server has answered for each ``(index, lllid)`` line."""
+        expected = [self._confirmations.expect(lllid, self._sync_timeout)
+                    for _, lllid in waiting]
+
+        def answered(replies):
+            for (i, _), reply in zip(waiting, replies):
+                results[i] = confirmed_result(reply)
+            return results
+
+        def unanswered(failure):
+            failure.trap(defer.FirstError)
+            for d in expected:
+                d.cancel()
+            failure.value.subFailure.trap(defer.TimeoutError)
+            self.log.warn("no answer from the server within {timeout} s for {count} "
+                          "synchronous event(s) from {peer}; they stay spooled",
+                          timeout=self._sync_timeout, count=len(waiting), peer=peer_identity)
+            raise TemporarilyUnavailable(
+                f"the server has not answered within {self._sync_timeout:g} s; the event is "
+                "stored locally and will be delivered")
+
+        d = defer.gatherResults(expected, consumeErrors=True)
+        return d.addCallbacks(answered, unanswered)

@@ -4,7 +4,9 @@ The logger listens on a Unix socket under its data directory (``--socket``) and
 on every ``--listen`` endpoint; ``--port N`` is short for ``--listen tcp:N`` (the
 original's TCP port is 9002). The spool is ``DATA-DIR/spool`` unless ``--spool``
 says otherwise. The interlogger runs in the same process unless
-``--no-interlogger``; its options are those of ``twistd lb-interlogger``.
+``--no-interlogger``; its options are those of ``twistd lb-interlogger``. Only
+then are synchronous events (``DG.PRIORITY & 3``) answered with the server's
+answer (within ``--sync-timeout``); without it they are answered once on disk.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from twisted.python import usage
 
 from lbtx.option_types import positive as _positive
 from lbtx.interlogger.options import INTERLOGGER_PARAMETERS, check_template, spool_directory
+from lbtx.logger.handler import DEFAULT_SYNC_TIMEOUT
 
 __all__ = ["DEFAULT_PORT", "LoggerOptions"]
 
@@ -52,6 +55,10 @@ class LoggerOptions(usage.Options):
          _positive(float, "idle-timeout")],
         ["request-timeout", None, 120.0, "seconds one batch may take to reach the disk",
          _positive(float, "request-timeout")],
+        ["sync-timeout", None, DEFAULT_SYNC_TIMEOUT,
+         "seconds a synchronous event (DG.PRIORITY & 3) waits for the server's answer "
+         "before its producer gets a retryable error (less than --request-timeout)",
+         _positive(float, "sync-timeout")],
     ] + INTERLOGGER_PARAMETERS
 
     def __init__(self):
@@ -76,6 +83,10 @@ class LoggerOptions(usage.Options):
             int(self["socket-mode"], 8)
         except ValueError:
             raise usage.UsageError(f"--socket-mode is octal, not {self['socket-mode']!r}") from None
+        if self["sync-timeout"] >= self["request-timeout"]:
+            raise usage.UsageError(
+                f"--sync-timeout ({self['sync-timeout']:g} s) must be less than "
+                f"--request-timeout ({self['request-timeout']:g} s)")
         self["spool"] = spool_directory(self)
         if self["no-socket"]:
             self["socket"] = None

@@ -5,7 +5,8 @@ behind it a :class:`~lbtx.protocols.box.server.BoxServerFactory` with
 :data:`~lbtx.protocols.box.server.LOGGER_PORT_FRAMINGS` (box protocol and legacy
 ``DGLOG``) on the Unix socket and every ``--listen`` endpoint, handing batches to
 a :class:`~lbtx.logger.handler.SpoolingHandler`; and, unless
-``--no-interlogger``, the interlogger over the same spool, told of each batch.
+``--no-interlogger``, the interlogger over the same spool, told of each batch,
+telling the handler the server's replies (for synchronous events).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
 from lbtx.interlogger.tap import make_delivery_service
+from lbtx.logger.confirmations import Confirmations
 from lbtx.logger.handler import SpoolingHandler, peer_identifier
 from lbtx.logger.options import LoggerOptions
 from lbtx.logger.service import SpoolService
@@ -45,13 +47,18 @@ def makeService(options, reactor=None) -> MultiService:
     spool_service.setServiceParent(top)
     limits = ServerLimits(max_frame=options["max-frame"], idle_timeout=options["idle-timeout"],
                           request_timeout=options["request-timeout"])
-    factory = BoxServerFactory(SpoolingHandler(spool, max_line=options["max-frame"]),
-                               clock=reactor, limits=limits, framings=LOGGER_PORT_FRAMINGS,
-                               identify=peer_identifier(options["peer-identity"]))
+    confirmations = None
     if not options["no-interlogger"]:
         delivery = make_delivery_service(options, options["spool"], reactor)
         spool.add_observer(delivery.delivery.notify)
+        confirmations = Confirmations(reactor)
+        delivery.delivery.add_reply_observer(confirmations.settle)
         delivery.setServiceParent(spool_service)
+    handler = SpoolingHandler(spool, max_line=options["max-frame"], confirmations=confirmations,
+                              sync_timeout=options["sync-timeout"])
+    factory = BoxServerFactory(handler, clock=reactor, limits=limits,
+                               framings=LOGGER_PORT_FRAMINGS,
+                               identify=peer_identifier(options["peer-identity"]))
     for description in options.endpoints():
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, factory).setServiceParent(spool_service)

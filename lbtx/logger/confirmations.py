@@ -1,0 +1,82 @@
+"""Synchronous events: the producer's answer waits for the server's (formats.md
+§4.3, §4.5, §4.8).
+
+A record whose ``DG.PRIORITY`` has bit 0 or 1 set (``priority & 3``) is
+synchronous: the logger appends it to the spool as any other, but answers only
+when the server has answered its delivery. :class:`Confirmations` is where the
+logger's handler waits and where the in-process interlogger reports: the
+handler :meth:`expects` the ``DG.LLLID`` of each durable synchronous line, and
+every server reply the interlogger receives is passed to :meth:`settle`, which
+fires the waiters of the lines it names with the server's :class:`Reply`.
+
+A line is reported on its first reply, whatever it says: an ``unknown job``
+reaches the producer at once (as upstream's ``ENOENT``) while the interlogger goes
+on retrying it in the background for its window, as for any other event. A
+producer that hears nothing within the handler's timeout gets a retryable error
+(DGLOG: ``EAGAIN``); its event stays in the spool and is delivered all the same.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+__all__ = ["Confirmations", "SYNC_MASK", "is_synchronous"]
+
+#: DG.PRIORITY bits asking for synchronous logging (SYNC_COMPAT | SYNC, formats.md §2.6)
+SYNC_MASK = 3
+
+
+def is_synchronous(priority) -> bool:
+    """Whether an event's ``priority`` asks for an answer after the server's."""
+    try:
+        return bool(int(priority) & SYNC_MASK)
+    except (TypeError, ValueError):
+        return False
+
+
+class Confirmations:
+    """Waiters for the server's reply to spooled lines, by ``DG.LLLID``."""
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime):
+        self._clock = clock
+        self._waiting: dict[int, list[Deferred]] = {}
+
+    @property
+    def waiting(self) -> int:
+        """How many lines have a producer waiting."""
+        return len(self._waiting)
+
+    def expect(self, lllid: int, timeout: float) -> Deferred:
+        """A Deferred firing with the server's reply for line ``lllid``; it fails with
+        :class:`twisted.internet.defer.TimeoutError` after ``timeout`` seconds
+        (and is forgotten), and can be cancelled."""
+        waiters = self._waiting.setdefault(lllid, [])
+
+        def forget(_=None):
+            if d in waiters:
+                waiters.remove(d)
+                if not waiters and self._waiting.get(lllid) is waiters:
+                    del self._waiting[lllid]
+            return _
+
+        d = Deferred(lambda _: forget())
+        waiters.append(d)
+        d.addTimeout(timeout, self._clock)
+        d.addErrback(forget)
+        return d
+
+    def settle(self, lllids: Sequence[int], replies: Sequence) -> None:
+        """The server answered ``replies`` for the lines ``lllids`` (pairwise): fire
+        whoever waits for them."""
+        if not self._waiting:
+            return
+        for lllid, reply in zip(lllids, replies):
+            waiters = self._waiting.pop(lllid, None)
+            for d in waiters or ():
+                d.callback(reply)
