@@ -115,9 +115,10 @@ def logger(tmp_path):
     stop_daemon(proc)
 
 
-def _dglog(sock_path, line: bytes) -> int:
+def dglog(sock_path, line: bytes, timeout: float = 10) -> int:
+    """One DGLOG frame to the logger at ``sock_path``; its answer."""
     with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
+        s.settimeout(timeout)
         s.connect(str(sock_path))
         s.sendall(encode_dglog(line))
         answer = b""
@@ -137,8 +138,8 @@ def test_lb_logger_process_box_and_dglog(logger):
     finally:
         client.transport.loseConnection()
     assert [r.code for r in results] == [ResultCode.STORED, ResultCode.INVALID]
-    assert _dglog(sock, _without_user(record(jobid(1), 2))) == 0
-    assert _dglog(sock, b'DATE=20240301121500.000000 DG.EVNT="Nonsense"') != 0
+    assert dglog(sock, _without_user(record(jobid(1), 2))) == 0
+    assert dglog(sock, b'DATE=20240301121500.000000 DG.EVNT="Nonsense"') != 0
     lines = records_of(read_lines(spool / event_files(spool)[0]))
     assert len(lines) == 2
     assert all(f'DG.USER="unix:{getpass.getuser()}"'.encode() in ln for ln in lines)
@@ -161,7 +162,7 @@ def test_a_full_disk_is_an_error_to_every_producer_never_ok(tmp_path):
             assert caught.value.retryable
         finally:
             client.transport.loseConnection()
-        answer = yield deferToThread(_dglog, path, record(jobid(1), 2))
+        answer = yield deferToThread(dglog, path, record(jobid(1), 2))
         assert answer == errno.ENOSPC
 
         def blocking():

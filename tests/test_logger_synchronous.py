@@ -9,8 +9,6 @@ interlogger in the process) with DGLOG and box-protocol producers.
 from __future__ import annotations
 
 import errno
-import socket
-import struct
 import time
 
 import pytest
@@ -30,8 +28,8 @@ from lbtx.producer import Producer
 from lbtx.producer.context import default_user
 from lbtx.protocols.box.client import BoxRemoteError, connect_box
 from lbtx.protocols.box.messages import ResultCode
-from lbtx.protocols.legacy_framing.dglog import encode_dglog
 from test_delivery_end_to_end import stored
+from test_logger_daemon import dglog
 
 LOCAL, SYNC_COMPAT, SYNC = 4, 1, 2
 
@@ -112,19 +110,11 @@ def test_sync_timeout_option():
 SYNC_TIMEOUT = 3.0
 
 
-def _dglog(sock_path, line: bytes, timeout: float = 30) -> tuple[int, float]:
+def _dglog(sock_path, line: bytes) -> tuple[int, float]:
     """Send one DGLOG frame; (the answer, seconds it took)."""
     started = time.monotonic()
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(timeout)
-        s.connect(str(sock_path))
-        s.sendall(encode_dglog(line))
-        answer = b""
-        while len(answer) < 4:
-            chunk = s.recv(4 - len(answer))
-            assert chunk, "the logger closed without answering"
-            answer += chunk
-    return struct.unpack("<i", answer)[0], time.monotonic() - started
+    answer = dglog(sock_path, line, timeout=30)
+    return answer, time.monotonic() - started
 
 
 class _Job:
