@@ -88,13 +88,14 @@ class SpoolDelivery:
         self._loop: LoopingCall | None = None
         self._lock_fd: int | None = None
         self._running = False
-        self._reply_observers: list[Callable[[Sequence[int], Sequence[Reply]], None]] = []
+        self._reply_observers: list[Callable[[Sequence[SpoolEntry], Sequence[Reply]], None]] = []
 
-    def add_reply_observer(self, observer: Callable[[Sequence[int], Sequence[Reply]], None]
-                           ) -> None:
-        """Call ``observer(lllids, replies)`` with every server reply received: the
-        ``DG.LLLID`` of each line sent and the server's answer for it (the logger's
-        synchronous events wait on these, :mod:`lbtx.logger.confirmations`)."""
+    def add_reply_observer(self, observer: Callable[[Sequence[SpoolEntry], Sequence[Reply]],
+                                                    None]) -> None:
+        """Call ``observer(entries, replies)`` with every server reply received: the
+        lines sent (each with its ``lllid``, ``DG.LLLID``) and the server's answer for
+        each (the logger's synchronous events wait on these,
+        :mod:`lbtx.logger.confirmations`)."""
         self._reply_observers.append(observer)
 
     # --- life cycle --------------------------------------------------------
@@ -365,7 +366,7 @@ class SpoolDelivery:
         now = self._clock.seconds()
         for observer in self._reply_observers:
             try:
-                observer([entry.lllid for entry in items], replies)
+                observer(items, replies)
             except Exception:
                 self.log.failure("reply observer {observer!r} failed", observer=observer)
         for entry, reply in zip(items, replies):

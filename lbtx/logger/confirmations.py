@@ -6,8 +6,9 @@ synchronous: the logger appends it to the spool as any other, but answers only
 when the server has answered its delivery. :class:`Confirmations` is where the
 logger's handler waits and where the in-process interlogger reports: the
 handler :meth:`expects` the ``DG.LLLID`` of each durable synchronous line, and
-every server reply the interlogger receives is passed to :meth:`settle`, which
-fires the waiters of the lines it names with the server's :class:`Reply`.
+every server reply the interlogger receives is passed to :meth:`settle` with the
+lines it answers, which fires the waiters of those lines with the server's
+:class:`~lbtx.interlogger.interfaces.Reply`.
 
 A line is reported on its first reply, whatever it says: an ``unknown job``
 reaches the producer at once (as upstream's ``ENOENT``) while the interlogger goes
@@ -71,12 +72,12 @@ class Confirmations:
         d.addErrback(forget)
         return d
 
-    def settle(self, lllids: Sequence[int], replies: Sequence) -> None:
-        """The server answered ``replies`` for the lines ``lllids`` (pairwise): fire
-        whoever waits for them."""
+    def settle(self, entries: Sequence, replies: Sequence) -> None:
+        """The server answered ``replies`` for the spool lines ``entries`` (pairwise;
+        each has its ``lllid``): fire whoever waits for them."""
         if not self._waiting:
             return
-        for lllid, reply in zip(lllids, replies):
-            waiters = self._waiting.pop(lllid, None)
+        for entry, reply in zip(entries, replies):
+            waiters = self._waiting.pop(entry.lllid, None)
             for d in waiters or ():
                 d.callback(reply)

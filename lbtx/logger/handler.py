@@ -36,8 +36,7 @@ from lbtx import ulm
 from lbtx.errors import LBFormatError
 from lbtx.gss.errors import NoPeerIdentityError
 from lbtx.gss.peer import peer_identity
-from lbtx.interlogger.interfaces import DeliveryResult
-from lbtx.logger.confirmations import SYNC_MASK
+from lbtx.logger.confirmations import is_synchronous
 from lbtx.protocols.box.messages import Result, ResultCode
 from lbtx.protocols.box.server import TemporarilyUnavailable
 from lbtx.protocols.interfaces import IBatchHandler
@@ -46,23 +45,14 @@ __all__ = ["SpoolingHandler", "peer_identifier"]
 
 _STORED = Result(ResultCode.STORED)
 
-#: the server's answer to a delivery -> the result a synchronous producer gets
-_CONFIRMED = {
-    DeliveryResult.STORED: ResultCode.STORED,
-    DeliveryResult.DUPLICATE: ResultCode.DUPLICATE,
-    DeliveryResult.UNKNOWN_JOB: ResultCode.UNKNOWN_JOB,
-    DeliveryResult.NOT_OWNER: ResultCode.NOT_OWNER,
-    DeliveryResult.EXISTS: ResultCode.EXISTS,
-    DeliveryResult.INVALID: ResultCode.INVALID,
-}
-
 #: seconds a synchronous producer waits for the server's answer, by default
 DEFAULT_SYNC_TIMEOUT = 60.0
 
 
 def confirmed_result(reply) -> Result:
-    """The result a synchronous producer gets for the server's ``reply``."""
-    code = _CONFIRMED.get(reply.result, ResultCode.INVALID)
+    """The result a synchronous producer gets for the server's ``reply``: the
+    result code of the same name (the names the box channel reads replies by)."""
+    code = ResultCode.__members__.get(reply.result.name, ResultCode.INVALID)
     return Result(code, reply.detail if not code.accepted else "")
 
 
@@ -108,7 +98,7 @@ class SpoolingHandler:
             ev.user = peer_identity
             raw = ulm.format(ev, newline=False).encode("utf-8", "surrogateescape")
         ev.validate()
-        return ev.job_id, raw, bool(ev.priority & SYNC_MASK)
+        return ev.job_id, raw, is_synchronous(ev.priority)
 
     def handle_batch(self, peer_identity, lines):
         """See :meth:`IBatchHandler.handle_batch`."""
