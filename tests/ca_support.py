@@ -52,5 +52,5 @@ def start_tls_server(ca: Path, tmp: Path):
     proc = start_daemon("lb-server", [
         "--data-dir", str(tmp / "data"), "--listen-store", tls_listen(ca, port + 1),
         "--listen-query", tls_listen(ca, port), "--server-name", f"localhost:{port}"],
-        tmp, port + 1, tag="server")
+        tmp, [port + 1, port], tag="server")
     return proc, port

@@ -22,7 +22,9 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 def start_daemon(name: str, args: list[str], workdir: Path, wait_for, *, tag: str | None = None,
                  timeout: float = 30.0) -> subprocess.Popen:
     """``twistd -n NAME ARGS`` in ``workdir``, once ``wait_for`` (a TCP port or a
-    Unix socket path) accepts connections; its log is ``workdir/TAG.log``."""
+    Unix socket path, or a list of them: every one) accepts connections; its log is
+    ``workdir/TAG.log``. A daemon opens its ports one after another: wait for each
+    port the test will use, not only the first."""
     tag = tag or name
     log = workdir / f"{tag}.log"
     pidfile = workdir / f"{tag}.pid"
@@ -31,9 +33,12 @@ def start_daemon(name: str, args: list[str], workdir: Path, wait_for, *, tag: st
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([TWISTD, "-n", "--logfile", str(log), "--pidfile", str(pidfile),
                              name, *args], cwd=workdir, env=env)
+    addresses = list(wait_for) if isinstance(wait_for, (list, tuple)) else [wait_for]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if connects(wait_for):
+        while addresses and connects(addresses[0]):
+            addresses.pop(0)
+        if not addresses:
             return proc
         if proc.poll() is not None:
             raise AssertionError(f"{name} exited {proc.returncode}:\n"
@@ -67,7 +72,7 @@ def start_server(workdir: Path, query_port: int, *, data: Path | None = None,
         "--listen-store", f"tcp:{query_port + 1}:interface=127.0.0.1",
         "--listen-query", f"tcp:{query_port}:interface=127.0.0.1",
         "--server-name", f"127.0.0.1:{query_port}",
-        "--peer-identity", identity], workdir, query_port + 1, tag="server")
+        "--peer-identity", identity], workdir, [query_port + 1, query_port], tag="server")
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "the condition") -> None:

@@ -84,7 +84,7 @@ class Daemons:
                 "--listen-query", f"tcp:{self.port}:interface=127.0.0.1",
                 "--server-name", self.server_name,
                 "--peer-identity", "/DC=org/DC=example/CN=Test Interlogger"],
-                self.workdir, self.port + 1, tag=self._tag(name))
+                self.workdir, [self.port + 1, self.port], tag=self._tag(name))
         elif name == "logger":
             args = ["-d", str(self.data), "-f", str(self.spool), *self.delivery_args]
             if self.standalone:

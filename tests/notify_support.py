@@ -187,7 +187,8 @@ def start_notify_server(workdir: Path, *, identity: str = ALICE, extra=(), db: s
         args += ["--listen-query", f"unix:{unix_query}"]
     if db is not None:
         args += ["--db", db]
-    proc = start_daemon("lb-server", args, workdir, port + 1, tag="server")
+    ready = [port + 1, port] + ([unix_query] if unix_query is not None else [])
+    proc = start_daemon("lb-server", args, workdir, ready, tag="server")
     return proc, port
 
 

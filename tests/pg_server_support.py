@@ -67,7 +67,7 @@ def start_pg_server(workdir: Path, name: str, dsn: str, *extra: str) -> PgServer
         "--listen-query", f"tcp:{query}:interface=127.0.0.1",
         "--peer-identity", IDENTITY, "--superuser", IDENTITY, "--request-timeout", "30",
         *extra],
-        workdir, store, tag=name)
+        workdir, [store, query], tag=name)
     try:
         wait_until(lambda: connects(query), 30, f"the query port of {name}")
     except AssertionError:

@@ -68,7 +68,7 @@ async def test_kerberos_user_registers_logs_and_queries(realm, tmp_path):
         "--data-dir", str(tmp_path / "server-data"),
         "--listen-store", f"lbkrb5:{port + 1}:interface=127.0.0.1:keytab={keytab}",
         "--listen-query", f"lbkrb5:{port}:interface=127.0.0.1:keytab={keytab}",
-        "--server-name", f"127.0.0.1:{port}"], tmp_path, port + 1, tag="server")
+        "--server-name", f"127.0.0.1:{port}"], tmp_path, [port + 1, port], tag="server")
     data = tmp_path / "logger-data"
     logger = None
     try:

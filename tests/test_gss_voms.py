@@ -373,7 +373,7 @@ async def test_acl_grants_through_fqans_over_tls(ca, tmp_path):
     server = start_daemon("lb-server", [
         "--data-dir", str(tmp_path / "server-data"),
         "--listen-store", f"lbtls:{port + 1}:{tls}", "--listen-query", f"lbtls:{port}:{tls}",
-        "--server-name", f"127.0.0.1:{port}"], tmp_path, port + 1, tag="server")
+        "--server-name", f"127.0.0.1:{port}"], tmp_path, [port + 1, port], tag="server")
     try:
         lines = []
         for job, (user_id, id_type) in [(atlas_job, ("atlas:prod", "GROUP")),

@@ -42,7 +42,8 @@ def daemons(tmp_path_factory):
         "--data-dir", str(tmp / "server"), "--idle-timeout", str(IDLE),
         "--listen-query", f"tcp:{port}:interface=127.0.0.1",
         "--listen-store", f"tcp:{port + 1}:interface=127.0.0.1",
-        "--listen-store", tls_listen(pki, tls_port, handshake_timeout=IDLE)], tmp, port + 1, tag="server")
+        "--listen-store", tls_listen(pki, tls_port, handshake_timeout=IDLE)], tmp,
+        [port + 1, port], tag="server")
     sock = tmp / "logger.sock"
     logger = start_daemon("lb-logger", [
         "--data-dir", str(tmp / "logger"), "--socket", str(sock), "--idle-timeout", str(IDLE),
