@@ -24,8 +24,8 @@ from lbtx.jobid import _PARSED as _PARSED_IDS, JobId, NotifId
 from lbtx.schema import ENUMS, EVENT_SPECS, HEADER, AttrSpec, event_spec
 from lbtx.timeval import NULL_TIME, Timeval
 
-__all__ = ["parse", "parse_bytes", "format", "format_bytes", "escape_text", "unescape_text", "ULMError",
-           "DEFAULT_MAX_LENGTH", "MAX_FIELDS", "MAX_SEPARATORS"]
+__all__ = ["parse", "parse_bytes", "parse_fields", "format", "format_bytes", "escape_text",
+           "unescape_text", "ULMError", "DEFAULT_MAX_LENGTH", "MAX_FIELDS", "MAX_SEPARATORS"]
 
 #: Longest record accepted by default (the server and loggers take their own limit).
 DEFAULT_MAX_LENGTH = 16 * 1024 * 1024
@@ -409,9 +409,14 @@ def _make_builder(type_name: str):
     return ns["build"], frozenset(keymap)
 
 
-def _parse_reference(line: str, max_length: int, require_user: bool,
-                     require_job_id: bool) -> Event:
-    """:func:`parse` step by step: the definition of what it accepts, and every error."""
+def parse_fields(line: str, *, max_length: int = DEFAULT_MAX_LENGTH,
+                 unique: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The fields of one ULM record, keys upper-cased, values unquoted and unescaped,
+    whatever kind of record it is (an event, a notification, a logger command).
+
+    Raises :class:`ULMError` for a line that is not ULM: too long, NUL, a syntax
+    error, a known key (or one of ``unique``) twice, too many fields or separators.
+    """
     if not isinstance(line, str):
         raise _fail(f"a ULM record is text, not {type(line).__name__}")
     if len(line) > max_length:
@@ -436,7 +441,7 @@ def _parse_reference(line: str, max_length: int, require_user: bool,
     raw: dict[str, str] = {}
     for _ws, name, value in fields:
         key = name.upper()
-        if key in raw and key in _KNOWN_KEYS:
+        if key in raw and (key in _KNOWN_KEYS or key in unique):
             raise _fail(f"key {key} given twice", code="KEY_DUPLICITY", key=key)
         if value[:1] == '"':
             value = value[1:-1]
@@ -447,7 +452,13 @@ def _parse_reference(line: str, max_length: int, require_user: bool,
     separators = len("".join(blanks)) - len(blanks[0])
     if separators + end - stop > MAX_SEPARATORS:
         raise _fail(f"record has more than {MAX_SEPARATORS} separator blanks", code="TOO_LONG")
+    return raw
 
+
+def _parse_reference(line: str, max_length: int, require_user: bool,
+                     require_job_id: bool) -> Event:
+    """:func:`parse` step by step: the definition of what it accepts, and every error."""
+    raw = parse_fields(line, max_length=max_length)
     rtype = raw.get("DG.TYPE")
     if rtype is not None and rtype.lower() == "notification":
         type_name, incomplete_ok = "Notification", True
