@@ -420,6 +420,117 @@ class IsolationTests(DeliveryTestCase):
         self.assertEqual(self.server.stored, [record(job, i) for i in range(12)])
 
 
+class FlushTests(DeliveryTestCase):
+    """SpoolDelivery.flush (formats.md §5.9): deliver now, answer when delivered."""
+
+    def test_a_flush_retries_a_destination_backing_off_at_once(self):
+        """The server was down and is back: the flush does not wait out the
+        back-off; it fires with 0 once the job's events are stored."""
+        self.start_spool()
+        delivery = self.start_delivery()
+        job = jobid(1)
+        self.server.refuse = True
+        for i in range(3):
+            self.log(job, i)
+        self.clock.advance(1)   # the 1st retry failed too; the next is 2 s away
+        self.server.refuse = False
+        d = delivery.flush(job, timeout=30)
+        self.assertEqual(self.successResultOf(d), 0)   # no time has passed
+        self.assertEqual(self.server.stored, [record(job, i) for i in range(3)])
+        self.assertEqual(self.position(job).offset, os.path.getsize(self.path(job)))
+
+    def test_a_flush_times_out_with_the_files_still_waiting(self):
+        self.start_spool()
+        delivery = self.start_delivery()
+        job, other = jobid(1), jobid(2)
+        self.server.hang = "ack"
+        self.log(job, 0)
+        self.log(other, 1)
+        d = delivery.flush(job, timeout=5)
+        everything = delivery.flush(timeout=5)
+        self.clock.advance(4.9)
+        self.assertNoResult(d)
+        self.assertNoResult(everything)
+        self.clock.advance(0.2)
+        self.assertEqual(self.successResultOf(d), 1)
+        self.assertEqual(self.successResultOf(everything), 2)
+        self.assertEqual(delivery._flushes, [])
+
+    def test_a_flush_sends_a_held_unknown_job_again_at_once(self):
+        """Events of a job the server did not know are held for unknown_job_retry;
+        a flush sends them again now (the registration has arrived meanwhile)."""
+        self.start_spool()
+        delivery = self.start_delivery()
+        job = jobid(1)
+        self.server.unknown_jobs.add(str(job))
+        self.log(job, 0)
+        self.assertEqual(self.server.stored, [])
+        self.server.unknown_jobs.clear()
+        self.assertEqual(self.successResultOf(delivery.flush(job, timeout=3)), 0)
+        self.assertEqual(self.server.stored, [record(job, 0)])
+
+    def test_a_job_still_unknown_keeps_the_flush_waiting(self):
+        self.start_spool()
+        delivery = self.start_delivery()
+        job = jobid(1)
+        self.server.unknown_jobs.add(str(job))
+        self.log(job, 0)
+        d = delivery.flush(job, timeout=3)
+        self.clock.advance(3)
+        self.assertEqual(self.successResultOf(d), 1)
+        self.assertEqual(self.server.stored, [])
+
+    def test_flush_everything_across_destinations(self):
+        """Without a job, every file is waited for: one destination answers at once,
+        the other once it is back."""
+        self.start_spool()
+        delivery = self.start_delivery()
+        other_server = self.network.server(OTHER)
+        here, there = jobid(1), jobid(2, OTHER_SERVER)
+        other_server.manual = True
+        self.log(here, 0)
+        self.log(there, 1)
+        d = delivery.flush(timeout=10)
+        self.assertNoResult(d)
+        other_server.answer_all()
+        self.assertEqual(self.successResultOf(d), 0)
+        self.assertEqual((self.server.stored, other_server.stored),
+                         ([record(here, 0)], [record(there, 1)]))
+
+    def test_nothing_to_flush(self):
+        """A job without a spool file, a delivered job, an empty spool: 0 at once."""
+        self.start_spool()
+        delivery = self.start_delivery()
+        self.assertEqual(self.successResultOf(delivery.flush(jobid(7), timeout=5)), 0)
+        self.assertEqual(self.successResultOf(delivery.flush(timeout=5)), 0)
+        self.log(jobid(1), 0)
+        self.assertEqual(self.successResultOf(delivery.flush(jobid(1), timeout=5)), 0)
+        self.assertEqual(self.clock.getDelayedCalls()[0].getTime(), 30)  # only the idle timer
+
+    def test_a_file_the_interlogger_has_not_seen_yet(self):
+        """Lines a separate logger wrote (no hint): the flush reads the file itself."""
+        self.start_spool()
+        job = jobid(1)
+        self.log(job, 0)
+        delivery = self.start_delivery(DeliveryConfig(rescan_period=1000,
+                                                      queue_policy=CONFIG.queue_policy),
+                                       observe=False)
+        self.log(job, 1)   # not observed: only a rescan would find it
+        self.assertEqual(self.server.stored, [record(job, 0)])
+        self.assertEqual(self.successResultOf(delivery.flush(job, timeout=5)), 0)
+        self.assertEqual(self.server.stored, [record(job, 0), record(job, 1)])
+
+    def test_stop_ends_a_flush_under_way_and_a_stopped_one_fails(self):
+        self.start_spool()
+        delivery = self.start_delivery()
+        self.server.hang = "ack"
+        self.log(jobid(1), 0)
+        d = delivery.flush(timeout=60)
+        self.stop_delivery()
+        self.assertEqual(self.successResultOf(d), 1)
+        self.failureResultOf(delivery.flush(timeout=1), RuntimeError)
+
+
 @pytest_twisted.ensureDeferred
 async def test_threads_end_to_end(tmp_path):
     """The real worker threads: 16 producers log 50 events each for jobs of two

@@ -323,6 +323,53 @@ class QueueTests(SynchronousTestCase):
         q.put(self.items(1, start=50))
         self.assertEqual(self.clock.getDelayedCalls()[0].getTime() - self.clock.seconds(), 1)
 
+    # --- hurry (a flush) -----------------------------------------------------
+
+    def test_hurry_retries_a_destination_backing_off_at_once(self):
+        """A queue waiting out its back-off connects at once when hurried, and its
+        failed-attempt count goes on (a failure then waits the next, longer delay)."""
+        q = self.queue()
+        server = self.network.server(A)
+        server.refuse = True
+        q.put(self.items(2))
+        self.clock.advance(1)   # 1st retry fails too: now waiting 2 s
+        self.assertEqual((server.attempts, q.failures), (2, 2))
+        q.hurry()
+        self.assertEqual(server.attempts, 3)   # at once, not after the 2 s
+        (call,) = self.clock.getDelayedCalls()   # failed again: the old timer is gone
+        self.assertEqual(call.getTime() - self.clock.seconds(), 4)
+        server.refuse = False
+        q.hurry()
+        self.assertEqual((len(self.sink.replies), q.failures), (2, 0))
+        self.assertEqual(server.attempts, 4)
+
+    def test_hurry_sends_a_lingering_batch_at_once(self):
+        q = self.queue(policy=QueuePolicy(max_batch_lines=10, linger=5))
+        server = self.network.server(A)
+        q.put(self.items(1))   # connects, then lingers
+        self.assertEqual(server.batches, [])
+        q.hurry()
+        self.assertEqual([len(b) for b in server.batches], [1])
+        self.assertEqual(len(self.sink.replies), 1)
+
+    def test_hurry_without_work_or_while_busy_does_nothing(self):
+        """An empty queue does not connect; a queue waiting for an answer keeps
+        waiting (its batch is not sent twice)."""
+        q = self.queue()
+        server = self.network.server(A)
+        q.hurry()
+        self.assertEqual((server.attempts, self.clock.getDelayedCalls()), (0, []))
+        server.manual = True
+        q.put(self.items(3))
+        q.hurry()
+        q.hurry()
+        self.assertEqual([len(b) for b in server.batches], [3])
+        server.answer_all()
+        self.assertEqual(len(self.sink.replies), 3)
+        q.stop()
+        q.hurry()   # stopped: nothing
+        self.assertEqual(server.attempts, 1)
+
     def test_backoff_jitter_is_bounded(self):
         """With jitter the delay lies within [base * (1 - jitter), base] and never
         exceeds the maximum."""

@@ -29,6 +29,9 @@ class _Inputs(Protocol):
     def wake(self) -> None:
         "Events are pending."
 
+    def hurry(self) -> None:
+        "Send what is pending now: no linger, no back-off wait (a flush)."
+
     def stop(self) -> None:
         "Stop for good: cancel what is under way, close the connection."
 
@@ -274,6 +277,14 @@ def build_machine():
 
     sending.upon(_Inputs._linger).to(ready).returns(None)
 
+    # a flush: what wake does, and a destination backing off is tried at once
+    idle.upon(_Inputs.hurry).to(connecting)(idle_wake)
+    ready.upon(_Inputs.hurry).to(sending)(send)
+
+    @backing_off.upon(_Inputs.hurry).to(connecting)
+    def retry_now(q: _Inputs, s: QueueCore) -> None:
+        connect(q, s)  # cancels the back-off timer first
+
     @sending.upon(_Inputs._nothing_to_send).to(ready)
     @awaiting_ack.upon(_Inputs._acked).to(ready)
     def now_ready(q: _Inputs, s: QueueCore, replies: list[Reply] | None = None) -> None:
@@ -336,6 +347,8 @@ def build_machine():
 
     for busy in (connecting, sending, awaiting_ack, backing_off):
         busy.upon(_Inputs.wake).loop().returns(None)
+    for busy in (connecting, sending, awaiting_ack):
+        busy.upon(_Inputs.hurry).loop().returns(None)
 
     @idle.upon(_Inputs.stop).to(stopped)
     @connecting.upon(_Inputs.stop).to(stopped)
@@ -351,7 +364,7 @@ def build_machine():
         batch, s.batch = s.batch, []
         s.requeue(batch)
 
-    for name in ("wake", "stop", "_nothing_to_send", "_linger", "_retry", "_idle_expired",
+    for name in ("wake", "hurry", "stop", "_nothing_to_send", "_linger", "_retry", "_idle_expired",
                  "_sent"):
         stopped.upon(getattr(_Inputs, name)).loop().returns(None)
     for name in ("_connected", "_connect_failed", "_send_failed", "_acked", "_partially_acked",

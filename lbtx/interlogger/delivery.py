@@ -28,7 +28,7 @@ from __future__ import annotations
 import random as _random
 from typing import Callable, Sequence
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -89,6 +89,7 @@ class SpoolDelivery:
         self._lock_fd: int | None = None
         self._running = False
         self._reply_observers: list[Callable[[Sequence[SpoolEntry], Sequence[Reply]], None]] = []
+        self._flushes: list[_Flush] = []
 
     def add_reply_observer(self, observer: Callable[[Sequence[SpoolEntry], Sequence[Reply]],
                                                     None]) -> None:
@@ -97,6 +98,86 @@ class SpoolDelivery:
         each (the logger's synchronous events wait on these,
         :mod:`lbtx.logger.confirmations`)."""
         self._reply_observers.append(observer)
+
+    # --- flush ---------------------------------------------------------------
+
+    def flush(self, jobid=None, *, timeout: float) -> Deferred[int]:
+        """Deliver now what is in the spool for ``jobid`` (every job if None), and
+        fire once it is all delivered (or quarantined) with 0, or after ``timeout``
+        seconds with the number of spool files that still wait (formats.md §5.9).
+
+        The spool is looked at afresh (the file of the job, or a rescan), queues
+        backing off are tried at once, batches do not linger, and a job held
+        because its server did not know it yet is sent again at once (if it is
+        still unknown, its events wait). Only the lines in the spool when the flush
+        began are waited for. Fails if the interlogger is not running.
+        """
+        if not self._running:
+            return fail(RuntimeError("the interlogger is not running"))
+        if jobid is None:
+            d = self._run(self._read_worker, reader.scan_spool, self._dir)
+
+            def scanned(found):
+                self._scanned(found)
+                return found[0]
+            d.addCallback(scanned)
+        else:
+            stem = layout.spool_stem(jobid)
+            d = self._run(self._read_worker, reader.spool_file_size, self._dir, stem)
+            d.addCallback(lambda size: {} if size is None else {stem: size})
+        return d.addCallback(self._flush_started, timeout, jobid is None)
+
+    def _flush_started(self, sizes: dict[str, int], timeout: float, everything: bool):
+        flush = _Flush(dict(sizes), Deferred())
+        if not self._running:
+            return len(sizes)
+        if not everything:  # (the rescan did this for every file)
+            self.hint(list(sizes))  # discover a new file, read what grew
+        for stem in list(flush.remaining):
+            store = self.stores.get(stem)
+            if store is None:
+                if stem not in self._opening:  # delivered and removed meanwhile
+                    del flush.remaining[stem]
+            elif store.committed.offset >= flush.remaining[stem]:
+                del flush.remaining[stem]
+        if not flush.remaining:
+            return 0
+        self._flushes.append(flush)
+        flush.timer = self._clock.callLater(timeout, self._flush_over, flush)
+        stems = None if everything else set(flush.remaining)
+        for store in list(self.stores.values()):
+            if stems is not None and store.stem not in stems:
+                continue
+            if store.hold is not None:  # an unknown job: ask again now
+                if store.hold.active():
+                    store.hold.cancel()
+                store.hold = None
+                self._pump(store)
+            if store.destination is not None and store.destination in self.queues:
+                self.queues[store.destination].hurry()
+        return flush.done
+
+    def _flushing(self, stem: str) -> bool:
+        return any(stem in flush.remaining for flush in self._flushes)
+
+    def _flush_progress(self, stem: str, delivered: int | None = None) -> None:
+        """``stem``'s file is delivered up to ``delivered`` (None: the file is gone, or
+        was never there): settle the flushes this finishes."""
+        for flush in list(self._flushes):
+            target = flush.remaining.get(stem)
+            if target is None or (delivered is not None and delivered < target):
+                continue
+            del flush.remaining[stem]
+            if not flush.remaining:
+                self._flush_over(flush)
+
+    def _flush_over(self, flush: "_Flush") -> None:
+        if flush in self._flushes:
+            self._flushes.remove(flush)
+        if flush.timer is not None and flush.timer.active():
+            flush.timer.cancel()
+        if not flush.done.called:
+            flush.done.callback(len(flush.remaining))
 
     # --- life cycle --------------------------------------------------------
 
@@ -130,6 +211,8 @@ class SpoolDelivery:
             store.hold = None
         for queue in self.queues.values():
             queue.stop()
+        for flush in list(self._flushes):
+            self._flush_over(flush)
 
         def release(_):
             if self._lock_fd is None:
@@ -243,7 +326,11 @@ class SpoolDelivery:
 
         def opened(info: reader.StoreInfo | None):
             self._opening.discard(stem)
-            if info is None or not self._running or stem in self.stores:
+            if info is None:
+                if self._flushes:
+                    self._flush_progress(stem)
+                return
+            if not self._running or stem in self.stores:
                 return
             if info.position_note is not None:
                 self.log.warn("delivering {path} again from its start: {note}",
@@ -343,7 +430,10 @@ class SpoolDelivery:
         for reason, entries in bad.items():
             self._quarantine(store, entries, "malformed spool line", reason)
         if good:
-            self._queue_for(store.destination).put(good)
+            queue = self._queue_for(store.destination)
+            queue.put(good)
+            if self._flushes and self._flushing(store.stem):
+                queue.hurry()
 
     def _check(self, store: SpoolStore, line: bytes) -> str | None:
         reason, raw = layout.checked_jobid(line)
@@ -418,6 +508,8 @@ class SpoolDelivery:
             moved = True
         if moved:
             self._positions.commit(store.stem, store.jobid_text, store.committed)
+            if self._flushes:
+                self._flush_progress(store.stem, store.committed.offset)
 
     def _rewind(self, store: SpoolStore, hold: float | None = None) -> None:
         """Forget what is in flight and read again from the position (after ``hold`` s)."""
@@ -498,6 +590,8 @@ class SpoolDelivery:
             del self.stores[store.stem]
         for starved in self._starved.values():
             starved.discard(store)
+        if self._flushes:
+            self._flush_progress(store.stem)
 
     # --- helpers -----------------------------------------------------------
 
@@ -512,3 +606,15 @@ class SpoolDelivery:
 
             d.addBoth(finished)
         return d
+
+
+class _Flush:
+    """One flush under way: the files it waits for, with the offset each must be
+    delivered up to, and its Deferred and deadline."""
+
+    __slots__ = ("remaining", "done", "timer")
+
+    def __init__(self, remaining: dict[str, int], done: Deferred):
+        self.remaining = remaining
+        self.done = done
+        self.timer = None

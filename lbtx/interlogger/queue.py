@@ -104,6 +104,15 @@ class DeliveryQueue:
                 core.first_pending_at = core.clock.seconds()
             self._machine.wake()
 
+    def hurry(self) -> None:
+        """Deliver what is queued now (a flush): without waiting for a fuller batch,
+        and, if the destination is backing off after a failure, without waiting for
+        the rest of the delay."""
+        core = self._core
+        core.first_pending_at = None
+        if core.pending or core.batch:
+            self._machine.hurry()
+
     @property
     def load(self) -> int:
         """Events queued or in flight."""

@@ -20,7 +20,7 @@ from lbtx.interlogger.positions import (Position, check_position, position_path,
                                         remove_position)
 
 __all__ = ["ReadResult", "StoreInfo", "job_of_lines", "jobid_of_line", "open_store", "purge_file",
-           "read_lines", "scan_spool"]
+           "read_lines", "scan_spool", "spool_file_size"]
 
 #: The longest line looked for when a read meets no line feed (a ULM record's
 #: limit plus the logger's prefix).
@@ -68,6 +68,14 @@ def scan_spool(spool_dir: str) -> tuple[dict[str, int], list[str]]:
                 positions.append(name[: -len(layout.POSITION_SUFFIX)])
     orphans = [position_path(spool_dir, stem) for stem in positions if stem not in sizes]
     return sizes, orphans
+
+
+def spool_file_size(spool_dir: str, stem: str) -> int | None:
+    """The size of ``stem``'s event file, None if there is none."""
+    try:
+        return os.stat(os.path.join(spool_dir, stem + layout.EVENT_SUFFIX)).st_size
+    except FileNotFoundError:
+        return None
 
 
 def jobid_of_line(line: bytes) -> JobId | None:
