@@ -27,6 +27,7 @@ from twisted.internet import defer
 from conftest import REPO, SCENARIOS
 from daemon_support import free_port_pair, start_daemon, stop_daemon, wait_until
 from lbtx.jobid import JobId
+from lbtx.producer import Producer
 from lbtx.producer.context import default_user
 from test_delivery_end_to_end import stored
 from test_interlogger_daemon import replayed
@@ -38,6 +39,22 @@ WORKER = Path(__file__).resolve().parent / "fault_producer.py"
 
 #: Fast retries, so that tests wait seconds, not minutes (the defaults are 60 s).
 QUICK_DELIVERY = ["--rescan-period", "0.5", "--backoff-max", "0.5", "--unknown-job-retry", "0.5"]
+
+
+@contextlib.contextmanager
+def logger_with_server(workdir: Path, delivery_args: list[str]):
+    """``(Daemons, Producer)``: a server and a logger with its interlogger in the
+    process, started with ``delivery_args``, and a blocking producer (LRMS) on the
+    logger's socket; everything stopped afterwards."""
+    d = Daemons(workdir, standalone_interlogger=False, delivery_args=delivery_args)
+    d.start_all()
+    producer = Producer(str(d.sock), source="LRMS", user=default_user(),
+                        host="wn.example.org", timeout=30)
+    try:
+        yield d, producer
+    finally:
+        producer.close()
+        d.stop_all()
 
 
 class Daemons:

@@ -20,7 +20,7 @@ from twisted.internet.task import Clock
 from twisted.python import usage
 
 from daemon_support import start_daemon, stop_daemon
-from delivery_fault_support import QUICK_DELIVERY, Daemons
+from delivery_fault_support import QUICK_DELIVERY, Daemons, logger_with_server
 from lbtx.interlogger.interfaces import DeliveryResult, Reply
 from lbtx.logger.confirmations import Confirmations, is_synchronous
 from lbtx.logger.handler import confirmed_result
@@ -152,14 +152,9 @@ def _stored_nodes(daemons: Daemons, job_id: str):
 
 @pytest.fixture
 def daemons(tmp_path):
-    d = Daemons(tmp_path, standalone_interlogger=False,
-                delivery_args=[*QUICK_DELIVERY, "--sync-timeout", str(SYNC_TIMEOUT)])
-    d.start_all()
-    producer = Producer(str(d.sock), source="LRMS", user=default_user(),
-                        host="wn.example.org", timeout=30)
-    yield d, producer
-    producer.close()
-    d.stop_all()
+    args = [*QUICK_DELIVERY, "--sync-timeout", str(SYNC_TIMEOUT)]
+    with logger_with_server(tmp_path, args) as pair:
+        yield pair
 
 
 @pytest_twisted.inlineCallbacks

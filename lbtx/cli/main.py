@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from lbtx import __version__
-from lbtx.cli import ca, log, queries, replay, serve, watch
+from lbtx.cli import ca, flush, log, queries, replay, serve, watch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_parser(sub)
     queries.add_parsers(sub)
     log.add_parser(sub)
+    flush.add_parser(sub)
     serve.add_parser(sub)
     watch.add_parser(sub)
     return parser

@@ -18,9 +18,19 @@ result for it: the handler waits for the server's reply to its delivery
 (:mod:`lbtx.logger.confirmations`) for up to ``sync_timeout`` seconds, and then
 fails the batch with a retryable error (the line stays spooled and is delivered
 all the same). Without ``confirmations`` a synchronous line is answered as soon
-as it is on disk, as any other. If any append fails (disk full, read-only spool) the whole batch fails
-with that :class:`~lbtx.logger.errors.SpoolWriteError`: the producer gets an
-error (``ENOSPC`` on the DGLOG framing, a retryable ``internal`` error on the box
+as it is on disk, as any other.
+
+A command record (``DG.TYPE="command"``, :mod:`lbtx.commands`) is not spooled: a
+flush is handed to ``flush`` (the in-process interlogger's
+:meth:`~lbtx.interlogger.delivery.SpoolDelivery.flush`) once the batch's events
+are on disk, and answered when the job's events, or every job's, are delivered:
+as accepted, or after its ``DG.TIMEOUT`` (at most ``sync_timeout``) with the
+retryable ``EDG_WLL_IL_EVENTS_WAITING`` (DGLOG 1419). Without an interlogger in
+the process a flush is refused (``IL_SYS``, 1418); any other command is invalid.
+
+If any append fails (disk full, read-only spool) the whole batch fails with that
+:class:`~lbtx.logger.errors.SpoolWriteError`: the producer gets an error
+(``ENOSPC`` on the DGLOG framing, a retryable ``internal`` error on the box
 protocol), never OK. Lines of the batch that did reach the disk are delivered
 anyway; the producer's resend is a duplicate the server drops.
 """
@@ -32,7 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from lbtx import ulm
+from lbtx import commands, ulm
 from lbtx.errors import LBFormatError
 from lbtx.gss.errors import NoPeerIdentityError
 from lbtx.gss.peer import peer_identity
@@ -40,6 +50,7 @@ from lbtx.logger.confirmations import is_synchronous
 from lbtx.protocols.box.messages import Result, ResultCode
 from lbtx.protocols.box.server import TemporarilyUnavailable
 from lbtx.protocols.interfaces import IBatchHandler
+from lbtx.protocols.legacy_framing.codes import EDG_WLL_IL_EVENTS_WAITING, EDG_WLL_IL_SYS
 
 __all__ = ["SpoolingHandler", "peer_identifier"]
 
@@ -79,11 +90,12 @@ class SpoolingHandler:
     log = Logger()
 
     def __init__(self, spool, *, max_line: int = ulm.DEFAULT_MAX_LENGTH, confirmations=None,
-                 sync_timeout: float = DEFAULT_SYNC_TIMEOUT):
+                 sync_timeout: float = DEFAULT_SYNC_TIMEOUT, flush=None):
         self._spool = spool
         self._max_line = max_line
         self._confirmations = confirmations
         self._sync_timeout = sync_timeout
+        self._flush = flush
         self._said_unconfirmed = False
 
     def stamp(self, peer_identity: str, raw: bytes) -> tuple:
@@ -103,12 +115,16 @@ class SpoolingHandler:
     def handle_batch(self, peer_identity, lines):
         """See :meth:`IBatchHandler.handle_batch`."""
         results: list[Result | None] = [None] * len(lines)
-        entries, where, synchronous = [], [], []
+        entries, where, synchronous, flushes = [], [], [], []
         for i, raw in enumerate(lines):
             try:
                 job_id, record, sync = self.stamp(peer_identity, raw)
             except LBFormatError as e:
-                results[i] = Result.invalid(str(e), e.code)
+                command = self._command(raw)
+                if isinstance(command, commands.Command):
+                    flushes.append((i, command))
+                else:
+                    results[i] = command or Result.invalid(str(e), e.code)
                 continue
             if sync:
                 if self._confirmations is not None:
@@ -119,10 +135,12 @@ class SpoolingHandler:
                                   "no interlogger runs in this process to hear the server")
             entries.append((job_id, record))
             where.append(i)
-        invalid = len(lines) - len(entries)
+        invalid = len(lines) - len(entries) - len(flushes)
         if invalid:
             self.log.info("{count} invalid event(s) from {peer}", count=invalid, peer=peer_identity)
         if not entries:
+            if flushes:
+                return self._flushed(flushes, results, peer_identity)
             return defer.succeed(results)
 
         def appended(outcomes):
@@ -131,8 +149,13 @@ class SpoolingHandler:
                     return failed(Failure(outcome))
                 results[i] = _STORED
             if synchronous:
-                return self._confirm([(where[k], outcomes[k].lllid) for k in synchronous],
-                                     results, peer_identity)
+                d = self._confirm([(where[k], outcomes[k].lllid) for k in synchronous],
+                                  results, peer_identity)
+                if flushes:
+                    d.addCallback(lambda _: self._flushed(flushes, results, peer_identity))
+                return d
+            if flushes:
+                return self._flushed(flushes, results, peer_identity)
             return results
 
         def failed(failure):
@@ -140,6 +163,59 @@ class SpoolingHandler:
                           error=failure.getErrorMessage())
             return failure
         return self._spool.append_many(entries).addCallbacks(appended, failed)
+
+    def _command(self, raw) -> "commands.Command | Result | None":
+        """The command of a line that is a command record, or the Result refusing
+        it; None for a line that is not one (its parse error stands)."""
+        text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+        if not commands.is_command(text):
+            return None
+        try:
+            return commands.parse_command(text, max_length=self._max_line)
+        except LBFormatError as e:
+            return Result.invalid(str(e), e.code)
+
+    def _flushed(self, flushes: list[tuple[int, "commands.Command"]], results: list,
+                 peer_identity: str):
+        """``results`` once every flush command of the batch has done its work
+        (formats.md §4.7): answered as accepted when everything was delivered, the
+        batch failed with ``EDG_WLL_IL_EVENTS_WAITING`` when events still wait after
+        the command's timeout (at most ``sync_timeout``), refused with ``IL_SYS``
+        when no interlogger runs in this process."""
+        if self._flush is None:
+            for i, _ in flushes:
+                results[i] = Result.invalid(
+                    "this logger cannot flush: no interlogger runs in its process "
+                    "(a separate lb-interlogger delivers on its own)", "IL_SYS")
+            return defer.succeed(results)
+        timeouts = [self._sync_timeout if c.timeout is None else min(c.timeout, self._sync_timeout)
+                    for _, c in flushes]
+        pending = [defer.maybeDeferred(self._flush, c.job_id, timeout=t)
+                   for (_, c), t in zip(flushes, timeouts)]
+
+        def done(waiting: list[int]):
+            if any(waiting):
+                self.log.info("flush from {peer}: events of {count} job(s) still wait for "
+                              "delivery after {timeout} s", peer=peer_identity,
+                              count=max(waiting), timeout=max(timeouts))
+                raise TemporarilyUnavailable(
+                    f"events of {max(waiting)} job(s) still wait for delivery after "
+                    f"{max(timeouts):g} s; they stay spooled and will be delivered",
+                    errno=EDG_WLL_IL_EVENTS_WAITING)
+            for i, _ in flushes:
+                results[i] = _STORED
+            return results
+
+        def failed(failure):
+            failure.trap(defer.FirstError)
+            self.log.failure("flush from {peer} failed", failure.value.subFailure,
+                             peer=peer_identity)
+            raise TemporarilyUnavailable(
+                f"the interlogger could not flush: {failure.value.subFailure.getErrorMessage()}",
+                errno=EDG_WLL_IL_SYS)
+
+        d = defer.gatherResults(pending, consumeErrors=True)
+        return d.addCallbacks(done, failed)
 
     def _confirm(self, waiting: list[tuple[int, int]], results: list, peer_identity: str):
         """``results`` once the server has answered for each ``(index, lllid)`` line."""

@@ -6,7 +6,8 @@ behind it a :class:`~lbtx.protocols.box.server.BoxServerFactory` with
 ``DGLOG``) on the Unix socket and every ``--listen`` endpoint, handing batches to
 a :class:`~lbtx.logger.handler.SpoolingHandler`; and, unless
 ``--no-interlogger``, the interlogger over the same spool, told of each batch,
-telling the handler the server's replies (for synchronous events).
+telling the handler the server's replies (for synchronous events) and carrying
+out its flush commands.
 """
 
 from __future__ import annotations
@@ -47,15 +48,16 @@ def makeService(options, reactor=None) -> MultiService:
     spool_service.setServiceParent(top)
     limits = ServerLimits(max_frame=options["max-frame"], idle_timeout=options["idle-timeout"],
                           request_timeout=options["request-timeout"])
-    confirmations = None
+    confirmations = flush = None
     if not options["no-interlogger"]:
         delivery = make_delivery_service(options, options["spool"], reactor)
         spool.add_observer(delivery.delivery.notify)
         confirmations = Confirmations(reactor)
         delivery.delivery.add_reply_observer(confirmations.settle)
+        flush = delivery.delivery.flush
         delivery.setServiceParent(spool_service)
     handler = SpoolingHandler(spool, max_line=options["max-frame"], confirmations=confirmations,
-                              sync_timeout=options["sync-timeout"])
+                              sync_timeout=options["sync-timeout"], flush=flush)
     factory = BoxServerFactory(handler, clock=reactor, limits=limits,
                                framings=LOGGER_PORT_FRAMINGS,
                                identify=peer_identifier(options["peer-identity"]))

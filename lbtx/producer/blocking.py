@@ -6,6 +6,7 @@
     job = producer.register(JobId.generate("lb.example.org", 9000), jdl="[...]")
     producer.log(job, "Transfer", destination="NetworkServer", ...)  # -> new seqcode
     producer.log_many([(job, "Running", {"node": "wn01"}), ...])     # one round trip
+    producer.flush(job)                     # returns once the server has them all
 
 :meth:`Producer.log` returns once the logger has the event on disk;
 :meth:`Producer.register` once the job's server stored the registration (and the
@@ -77,6 +78,16 @@ class Producer(ProducerBase):
         """:meth:`register` with the RegJob's attributes as texts keyed by schema names."""
         return self._direct(*self._registration(job_id, seqcode, attrs, text=True,
                                                   exclusive=exclusive))
+
+    def flush(self, job=None, *, timeout: int | None = None) -> None:
+        """Ask the logger to deliver now what it holds for ``job`` (a context or a
+        job id; every job if None) and return once its server has all of it
+        (formats.md §4.7). ``timeout``: whole seconds the logger may take (at most
+        its ``--sync-timeout``, which is also the default); the call also gives up
+        after this producer's ``timeout``. Raises UnavailableError if events still
+        wait (they stay with the logger and are delivered later), RefusedError if
+        the logger cannot flush (no interlogger in its process)."""
+        self._check(self._send(self.logger, [self._flush_line(job, timeout)]))
 
     def _direct(self, ctx: JobContext, line: bytes, copy: bytes) -> JobContext:
         """``line`` to the job's server (stored, or fail), then ``copy`` to the logger."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence as Seq
 
 from lbtx import seqcode as _seqcode
+from lbtx.commands import flush_record
 from lbtx.jobid import JobId
 from lbtx.producer.address import logger_address
 from lbtx.producer.errors import RefusedError, UnavailableError
@@ -138,6 +139,14 @@ class ProducerBase:
                 seq.restore(state)
             raise
         return lines, codes
+
+    def _flush_line(self, job, timeout: int | None) -> bytes:
+        """The flush command record for ``job`` (a context, a job id, or None: every job)."""
+        if self.host is None:
+            self.host = socket.getfqdn()
+        job_id = job.job_id if isinstance(job, JobContext) else job
+        return flush_record(job_id, timeout=timeout, host=self.host).encode(
+            "utf-8", "surrogateescape")
 
     @staticmethod
     def _check(results: Seq, count: int = 1) -> None:

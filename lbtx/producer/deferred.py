@@ -77,6 +77,16 @@ class DeferredProducer(ProducerBase):
             ctx.sequence.advance()
         return ctx
 
+    def flush(self, job=None, *, timeout: int | None = None) -> defer.Deferred:
+        """Like :meth:`Producer.flush <lbtx.producer.Producer.flush>`: fires with
+        None once the server has every event the logger held for ``job`` (every
+        job if None)."""
+        try:
+            line = self._flush_line(job, timeout)
+        except Exception:
+            return defer.fail()
+        return self._send(self.logger, [line]).addCallback(self._check)
+
     def close(self) -> None:
         """Close the open connections."""
         for d in self._clients.values():

@@ -66,7 +66,12 @@ SECONDS = 1.0
 class TemporarilyUnavailable(Exception):
     """A batch handler's failure meaning "nothing can be processed now, send it
     again later" (its database is unavailable). Its message, which should say so,
-    is the answer's; the server logs it as a warning, without a traceback."""
+    is the answer's; the server logs it as a warning, without a traceback.
+    ``errno``, if given, is the code a legacy DGLOG producer gets (else ``EAGAIN``)."""
+
+    def __init__(self, message: str = "", *, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
 _SNIFF_BYTES = 32
 
 
@@ -273,7 +278,7 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
 
     def _failed(self, failure: Failure, group: list[Handle]) -> None:
         if failure.check(TemporarilyUnavailable):
-            return self._refused(str(failure.value), group)
+            return self._refused(str(failure.value), group, failure.value.errno)
         if len(group) > 1 and not failure.check(defer.TimeoutError):
             self.log.info("a merged call of {count} requests from {peer} failed ({error}); "
                           "handing them over one by one", count=len(group), peer=self._peer,
@@ -301,15 +306,17 @@ class BoxServerProtocol(Protocol, TimeoutMixin):
                     getattr(failure.value, "errno", None)))
         self._finish(b"".join(answers))
 
-    def _refused(self, why: str, group: list[Handle]) -> None:
-        """Answer every request of ``group`` with the retryable refusal ``why``."""
+    def _refused(self, why: str, group: list[Handle], errno_value: int | None = None) -> None:
+        """Answer every request of ``group`` with the retryable refusal ``why``
+        (``errno_value``: the DGLOG answer, if not ``EAGAIN``)."""
         why = why or "the server cannot process batches now; retry later"
         answers = []
         for action in group:
             self.log.warn("refused request {request_id} ({count} events) from {peer}: {why}",
                           request_id=action.request_id, count=len(action.lines),
                           peer=self._peer, why=why)
-            answers.append(self.session.fail(action.request_id, ErrorCode.INTERNAL, why))
+            answers.append(self.session.fail(action.request_id, ErrorCode.INTERNAL, why,
+                                             errno_value))
         self._finish(b"".join(answers))
 
     def _finish(self, data: bytes) -> None:

@@ -15,7 +15,8 @@ import errno
 from lbtx.protocols.box.messages import ErrorCode, Result, ResultCode
 
 __all__ = ["LB_OK", "LB_NOMEM", "LB_PROTO", "LB_AUTH", "LB_PERM", "LB_DBERR", "LB_SYS",
-           "LB_TIME", "LB_ERROR_CODES", "lb_error_code", "il_reply_for", "il_reply_for_error",
+           "LB_TIME", "EDG_WLL_IL_SYS", "EDG_WLL_IL_EVENTS_WAITING", "LB_ERROR_CODES",
+           "lb_error_code", "il_reply_for", "il_reply_for_error",
            "dglog_answer_for", "dglog_answer_for_error"]
 
 # Major reply codes of the store frame.
@@ -32,6 +33,8 @@ LB_TIME = 900
 EDG_WLL_ERROR_PARSE_BROKEN_ULM = 1401
 EDG_WLL_ERROR_DB_CALL = 1411
 EDG_WLL_IL_PROTO = 1417
+EDG_WLL_IL_SYS = 1418
+EDG_WLL_IL_EVENTS_WAITING = 1419
 
 #: LBFormatError codes (lbtx.errors) -> L&B error codes; anything else is "broken ULM".
 LB_ERROR_CODES = {
@@ -41,6 +44,7 @@ LB_ERROR_CODES = {
     "KEY_DUPLICITY": 1404,
     "KEY_MISUSE": 1405,
     "BAD_JOBID": 1409,
+    "IL_SYS": EDG_WLL_IL_SYS,
 }
 
 
