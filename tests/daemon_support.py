@@ -19,6 +19,14 @@ from lbtx.testing.ports import connects, free_port, free_port_pair  # noqa: F401
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
+def as_on_a_terminal() -> None:
+    """A ``preexec_fn`` giving the child the default SIGINT (the ``Ctrl-C`` of a
+    terminal): a shell starts background jobs with SIGINT ignored, which every child
+    inherits, and a Twisted process leaves an ignored SIGINT ignored. Tests that stop
+    a process with SIGINT must not depend on how the test run was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_daemon(name: str, args: list[str], workdir: Path, wait_for, *, tag: str | None = None,
                  timeout: float = 30.0) -> subprocess.Popen:
     """``twistd -n NAME ARGS`` in ``workdir``, once ``wait_for`` (a TCP port or a

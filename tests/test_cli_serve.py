@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from daemon_support import wait_until
+from daemon_support import as_on_a_terminal, wait_until
 from lbtx.testing.ports import free_ports
 
 LBTX = os.path.join(os.path.dirname(sys.executable), "lbtx")
@@ -20,7 +20,8 @@ def test_lbtx_serve_register_log_and_query(tmp_path):
     port = free_ports(3)
     data = tmp_path / "lbtx-data"
     proc = subprocess.Popen([LBTX, "serve", "--data-dir", str(data), "--base-port", str(port)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=as_on_a_terminal)
     try:
         banner = [proc.stdout.readline() for _ in range(8)]
         exports = dict(line.split("export ", 1)[1].strip().split("=", 1)

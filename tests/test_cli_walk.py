@@ -21,6 +21,7 @@ import time
 
 import pytest
 
+from daemon_support import as_on_a_terminal
 from lbtx.testing.ports import free_ports
 
 BIN = os.path.dirname(sys.executable)
@@ -160,7 +161,7 @@ def lb(tmp_path_factory):
     data = tmp_path_factory.mktemp("walk") / "lbtx-data"
     proc = subprocess.Popen([os.path.join(BIN, "lbtx"), "serve", "--data-dir", str(data),
                              "--base-port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, preexec_fn=as_on_a_terminal)
     try:
         lb = LB(port)
         deadline = time.monotonic() + 30
