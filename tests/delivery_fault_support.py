@@ -42,11 +42,11 @@ QUICK_DELIVERY = ["--rescan-period", "0.5", "--backoff-max", "0.5", "--unknown-j
 
 
 @contextlib.contextmanager
-def logger_with_server(workdir: Path, delivery_args: list[str]):
+def logger_with_server(workdir: Path, delivery_args: list[str], *, standalone: bool = False):
     """``(Daemons, Producer)``: a server and a logger with its interlogger in the
-    process, started with ``delivery_args``, and a blocking producer (LRMS) on the
-    logger's socket; everything stopped afterwards."""
-    d = Daemons(workdir, standalone_interlogger=False, delivery_args=delivery_args)
+    process (``standalone``: beside it), started with ``delivery_args``, and a
+    blocking producer (LRMS) on the logger's socket; everything stopped afterwards."""
+    d = Daemons(workdir, standalone_interlogger=standalone, delivery_args=delivery_args)
     d.start_all()
     producer = Producer(str(d.sock), source="LRMS", user=default_user(),
                         host="wn.example.org", timeout=30)

@@ -17,7 +17,7 @@ from delivery_fault_support import Daemons, logger_with_server
 from lbtx.commands import flush_record
 from lbtx.producer import Producer
 from lbtx.producer.context import default_user
-from lbtx.producer.errors import RefusedError, UnavailableError
+from lbtx.producer.errors import UnavailableError
 from lbtx.protocols.legacy_framing.codes import EDG_WLL_IL_EVENTS_WAITING, EDG_WLL_IL_SYS
 from test_delivery_end_to_end import stored
 from test_logger_daemon import dglog
@@ -114,10 +114,10 @@ def test_events_that_still_wait_after_the_timeout(daemons):
     assert (yield _nodes(d, job_id)) == ["while-down"]
 
 
-def test_without_an_interlogger_flushes_are_refused_and_bad_commands_invalid(tmp_path):
-    """lb-logger --no-interlogger cannot flush: EDG_WLL_IL_SYS (the producer library:
-    RefusedError). Unknown or malformed commands are invalid, and no command is
-    ever spooled."""
+def test_without_an_interlogger_flushes_fail_and_bad_commands_are_invalid(tmp_path):
+    """lb-logger --no-interlogger with no lb-interlogger on its control socket cannot
+    flush: EDG_WLL_IL_SYS (the producer library: UnavailableError). Unknown or
+    malformed commands are invalid, and no command is ever spooled."""
     data = tmp_path / "data"
     sock = data / "logger.sock"
     proc = start_daemon("lb-logger", ["--data-dir", str(data), "--no-interlogger"],
@@ -128,13 +128,13 @@ def test_without_an_interlogger_flushes_are_refused_and_bad_commands_invalid(tmp
         producer = Producer(str(sock), source="LRMS", user=default_user(), host="wn",
                             timeout=30)
         try:
-            with pytest.raises(RefusedError) as raised:
+            with pytest.raises(UnavailableError) as raised:
                 producer.flush()
-            assert "no interlogger runs" in str(raised.value)
+            assert "could not flush: cannot connect to" in str(raised.value)
         finally:
             producer.close()
         done = _lbtx_flush("-l", str(sock))
-        assert done.returncode == 1 and "no interlogger runs" in done.stderr
+        assert done.returncode == 1 and "interlogger.sock" in done.stderr
         done = _lbtx_flush("-l", str(sock), "-j", "not-a-job")
         assert done.returncode == 2 and "bad job id" in done.stderr
         good = flush_record(job_id, timeout=1)

@@ -19,11 +19,13 @@ from lbtx.interlogger.backoff import Backoff
 from lbtx.interlogger.queue import QueuePolicy
 from lbtx.interlogger.stores import DeliveryConfig
 
-__all__ = ["DEFAULT_TEMPLATE", "INTERLOGGER_PARAMETERS", "InterloggerOptions",
-           "check_template", "delivery_config", "spool_directory"]
+__all__ = ["DEFAULT_CONTROL", "DEFAULT_TEMPLATE", "INTERLOGGER_PARAMETERS", "InterloggerOptions",
+           "check_template", "control_socket", "delivery_config", "spool_directory"]
 
 DEFAULT_DATA_DIR = "lbtx-data"
 DEFAULT_TEMPLATE = "tcp:{host}:{port}"
+#: The control socket of an interlogger of its own, in its data directory.
+DEFAULT_CONTROL = "interlogger.sock"
 
 
 
@@ -76,6 +78,13 @@ def delivery_config(options) -> DeliveryConfig:
                           queue_policy=policy)
 
 
+def control_socket(options) -> str:
+    """The absolute path of the interlogger's control socket (``--control``, else
+    in the data directory): the lb-logger option of the same name defaults alike."""
+    return os.path.abspath(options["control"]
+                           or os.path.join(options["data-dir"], DEFAULT_CONTROL))
+
+
 def spool_directory(options) -> str:
     """``--spool``, else ``spool`` under ``--data-dir``, as an absolute path."""
     return os.path.abspath(options["spool"] or os.path.join(options["data-dir"], "spool"))
@@ -92,12 +101,17 @@ class InterloggerOptions(usage.Options):
     optFlags = [
         ["no-watch", None, "do not watch the spool directory (inotify) for new events; "
                            "find them by the rescan only"],
+        ["no-control", None, "no control socket (the logger cannot flush nor confirm "
+                             "synchronous events)"],
     ]
     optParameters = [
         ["data-dir", "d", DEFAULT_DATA_DIR, "data directory (the spool is DIR/spool)"],
         ["spool", "f", None, "spool directory (default: DATA-DIR/spool)"],
+        ["control", None, None, "Unix socket where the logger asks for flushes and for the "
+                                f"server's answers (default: DATA-DIR/{DEFAULT_CONTROL})"],
     ] + INTERLOGGER_PARAMETERS
 
     def postOptions(self):
         check_template(self["destination-template"])
         self["spool"] = spool_directory(self)
+        self["control"] = None if self["no-control"] else control_socket(self)

@@ -7,24 +7,35 @@ destination server (the store port of the job id), positions and quarantine as
 docs/interlogger.md describes. It learns of new events by rescanning the spool
 (``--rescan-period``) and, where the platform has inotify, from a watch of the
 spool directory (:mod:`lbtx.interlogger.watch`); run inside ``twistd lb-logger``
-it hears of each batch instead.
+it hears of each batch instead. Alone, it takes a logger's flushes and
+confirmations on its control socket (``--control``, :mod:`lbtx.interlogger.control`).
 """
 
 from __future__ import annotations
 
 import os
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
 
 from lbtx.interlogger.box_channel import BoxDeliveryConnector
+from lbtx.interlogger.control import ControlHandler
 from lbtx.interlogger.delivery import SpoolDelivery
 from lbtx.interlogger.options import InterloggerOptions, delivery_config
 from lbtx.interlogger.service import DeliveryService
 from lbtx.interlogger.watch import SpoolWatch
+from lbtx.logger.confirmations import Confirmations
+from lbtx.protocols.box.server import BoxServerFactory, ServerLimits
 
 Options = InterloggerOptions
 
 __all__ = ["Options", "make_delivery_service", "makeService"]
+
+#: The longest a logger's flush or confirmation may wait on the control socket, s.
+CONTROL_MAX_WAIT = 600.0
+#: Replies to synchronous lines kept for a logger that asks after the server answered.
+REMEMBERED_REPLIES = 10000
 
 
 def _default_reactor():
@@ -53,4 +64,20 @@ def makeService(options, reactor=None) -> MultiService:
     if not options["no-watch"]:
         SpoolWatch(service.delivery, options["spool"], reactor,
                    options["rescan-period"]).setServiceParent(top)
+    if options["control"] is not None:
+        _control_service(service.delivery, options["control"], reactor).setServiceParent(top)
     return top
+
+
+def _control_service(delivery, path: str, reactor) -> StreamServerEndpointService:
+    """The control socket at ``path`` (owner only), for a logger of its own."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    confirmations = Confirmations(reactor, remember=REMEMBERED_REPLIES)
+    delivery.add_reply_observer(confirmations.settle)
+    handler = ControlHandler(delivery, confirmations, max_wait=CONTROL_MAX_WAIT)
+    factory = BoxServerFactory(handler, clock=reactor,
+                               limits=ServerLimits(request_timeout=CONTROL_MAX_WAIT + 30,
+                                                   idle_timeout=CONTROL_MAX_WAIT + 60))
+    endpoint = serverFromString(reactor, f"unix:{path.replace(':', chr(92) + ':')}"
+                                         ":mode=600:lockfile=1")
+    return StreamServerEndpointService(endpoint, factory)

@@ -4,9 +4,12 @@ The logger listens on a Unix socket under its data directory (``--socket``) and
 on every ``--listen`` endpoint; ``--port N`` is short for ``--listen tcp:N`` (the
 original's TCP port is 9002). The spool is ``DATA-DIR/spool`` unless ``--spool``
 says otherwise. The interlogger runs in the same process unless
-``--no-interlogger``; its options are those of ``twistd lb-interlogger``. Only
-then are synchronous events (``DG.PRIORITY & 3``) answered with the server's
-answer (within ``--sync-timeout``); without it they are answered once on disk.
+``--no-interlogger``; its options are those of ``twistd lb-interlogger``.
+Synchronous events (``DG.PRIORITY & 3``) are answered with the server's answer
+(within ``--sync-timeout``) and flush commands carried out by that interlogger, or
+with ``--no-interlogger`` by the ``twistd lb-interlogger`` whose control socket is
+``--interlogger-control``; if none answers there, synchronous events are answered
+once on disk and flushes fail.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import os
 from twisted.python import usage
 
 from lbtx.option_types import positive as _positive
-from lbtx.interlogger.options import INTERLOGGER_PARAMETERS, check_template, spool_directory
+from lbtx.interlogger.options import (DEFAULT_CONTROL, INTERLOGGER_PARAMETERS, check_template,
+                                      spool_directory)
 from lbtx.logger.handler import DEFAULT_SYNC_TIMEOUT
 
 __all__ = ["DEFAULT_PORT", "LoggerOptions"]
@@ -55,6 +59,9 @@ class LoggerOptions(usage.Options):
          _positive(float, "idle-timeout")],
         ["request-timeout", None, 120.0, "seconds one batch may take to reach the disk",
          _positive(float, "request-timeout")],
+        ["interlogger-control", None, None,
+         "with --no-interlogger: the control socket of the lb-interlogger delivering this "
+         f"spool, for flushes and synchronous events (default: DATA-DIR/{DEFAULT_CONTROL})"],
         ["sync-timeout", None, DEFAULT_SYNC_TIMEOUT,
          "seconds a synchronous event (DG.PRIORITY & 3) waits for the server's answer "
          "before its producer gets a retryable error (less than --request-timeout)",
@@ -88,6 +95,8 @@ class LoggerOptions(usage.Options):
                 f"--sync-timeout ({self['sync-timeout']:g} s) must be less than "
                 f"--request-timeout ({self['request-timeout']:g} s)")
         self["spool"] = spool_directory(self)
+        self["interlogger-control"] = os.path.abspath(
+            self["interlogger-control"] or os.path.join(self["data-dir"], DEFAULT_CONTROL))
         if self["no-socket"]:
             self["socket"] = None
         else:

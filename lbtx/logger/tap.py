@@ -7,7 +7,9 @@ behind it a :class:`~lbtx.protocols.box.server.BoxServerFactory` with
 a :class:`~lbtx.logger.handler.SpoolingHandler`; and, unless
 ``--no-interlogger``, the interlogger over the same spool, told of each batch,
 telling the handler the server's replies (for synchronous events) and carrying
-out its flush commands.
+out its flush commands; with ``--no-interlogger`` the handler asks the separate
+``lb-interlogger`` for both on its control socket
+(:class:`~lbtx.logger.interlogger_link.InterloggerLink`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from twisted.internet.endpoints import serverFromString
 from lbtx.interlogger.tap import make_delivery_service
 from lbtx.logger.confirmations import Confirmations
 from lbtx.logger.handler import SpoolingHandler, peer_identifier
+from lbtx.logger.interlogger_link import InterloggerLink
 from lbtx.logger.options import LoggerOptions
 from lbtx.logger.service import SpoolService
 from lbtx.logger.spool import Spool
@@ -56,6 +59,10 @@ def makeService(options, reactor=None) -> MultiService:
         delivery.delivery.add_reply_observer(confirmations.settle)
         flush = delivery.delivery.flush
         delivery.setServiceParent(spool_service)
+    else:  # an lb-interlogger of its own, on its control socket
+        link = InterloggerLink(reactor, options["interlogger-control"],
+                               timeout=options["sync-timeout"])
+        confirmations, flush = link, link.flush
     handler = SpoolingHandler(spool, max_line=options["max-frame"], confirmations=confirmations,
                               sync_timeout=options["sync-timeout"], flush=flush)
     factory = BoxServerFactory(handler, clock=reactor, limits=limits,

@@ -87,6 +87,12 @@ class DeferredProducer(ProducerBase):
             return defer.fail()
         return self._send(self.logger, [line]).addCallback(self._check)
 
+    def send_records(self, lines) -> defer.Deferred:
+        """Send ULM records as they are (bytes, without LF) to the logger; fires with
+        its :class:`~lbtx.protocols.box.messages.Result` for each, whatever it says
+        (failing with UnavailableError only when no answer came)."""
+        return self._send(self.logger, list(lines))
+
     def close(self) -> None:
         """Close the open connections."""
         for d in self._clients.values():
