@@ -47,10 +47,10 @@ def logger_with_server(workdir: Path, delivery_args: list[str], *, standalone: b
     process (``standalone``: beside it), started with ``delivery_args``, and a
     blocking producer (LRMS) on the logger's socket; everything stopped afterwards."""
     d = Daemons(workdir, standalone_interlogger=standalone, delivery_args=delivery_args)
-    d.start_all()
     producer = Producer(str(d.sock), source="LRMS", user=default_user(),
                         host="wn.example.org", timeout=30)
     try:
+        d.start_all()   # inside: the daemons that did start are stopped if one fails
         yield d, producer
     finally:
         producer.close()
