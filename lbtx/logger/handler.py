@@ -180,8 +180,9 @@ class SpoolingHandler:
         """``results`` once every flush command of the batch has done its work
         (formats.md §4.7): answered as accepted when everything was delivered, the
         batch failed with ``EDG_WLL_IL_EVENTS_WAITING`` when events still wait after
-        the command's timeout (at most ``sync_timeout``), refused with ``IL_SYS``
-        when no interlogger runs in this process."""
+        the command's timeout (at most ``sync_timeout``), with ``IL_SYS`` when the
+        flush failed (a separate interlogger out of reach), refused with ``IL_SYS``
+        when the handler has no ``flush``."""
         if self._flush is None:
             for i, _ in flushes:
                 results[i] = Result.invalid(
@@ -208,11 +209,10 @@ class SpoolingHandler:
 
         def failed(failure):
             failure.trap(defer.FirstError)
-            self.log.failure("flush from {peer} failed", failure.value.subFailure,
-                             peer=peer_identity)
-            raise TemporarilyUnavailable(
-                f"the interlogger could not flush: {failure.value.subFailure.getErrorMessage()}",
-                errno=EDG_WLL_IL_SYS)
+            why = failure.value.subFailure.getErrorMessage()
+            self.log.warn("flush from {peer} failed: {error}", peer=peer_identity, error=why)
+            raise TemporarilyUnavailable(f"the interlogger could not flush: {why}",
+                                         errno=EDG_WLL_IL_SYS)
 
         d = defer.gatherResults(pending, consumeErrors=True)
         return d.addCallbacks(done, failed)
