@@ -30,7 +30,7 @@ from lbtx.logger.errors import SpoolLockedError
 from lbtx.logger.quarantine import QUARANTINE_DIR
 from lbtx.logger.spool import Spool
 from lbtx.testing.delivery import FakeNetwork, record_of
-from lbtx.testing.workers import SynchronousWorker
+from lbtx.testing.workers import ManualWorker, SynchronousWorker
 
 from spool_support import OTHER_SERVER, jobid, read_lines, record
 
@@ -519,6 +519,25 @@ class FlushTests(DeliveryTestCase):
         self.assertEqual(self.server.stored, [record(job, 0)])
         self.assertEqual(self.successResultOf(delivery.flush(job, timeout=5)), 0)
         self.assertEqual(self.server.stored, [record(job, 0), record(job, 1)])
+
+    def test_flushes_of_every_job_share_one_rescan(self):
+        """Flushes of every job that arrive while a rescan for one runs wait for that
+        rescan: a producer sending a hundred costs one scan of the spool."""
+        self.start_spool()
+        self.log(jobid(1), 0)
+        reads = ManualWorker()
+        delivery = SpoolDelivery(self.dir, self.network, clock=self.clock, read_worker=reads,
+                                 write_worker=SynchronousWorker(), config=CONFIG)
+        delivery.start()
+        self.addCleanup(delivery.stop)
+        reads.release_all()   # the start-up scan, the file's opening and reading
+        self.assertEqual(len(self.server.stored), 1)
+        flushes = [delivery.flush(timeout=5) for _ in range(100)]
+        self.assertEqual([call[0].__name__ for call in reads.queued], ["scan_spool"])
+        reads.release_all()
+        self.assertEqual([self.successResultOf(d) for d in flushes], [0] * 100)
+        self.failIf(reads.queued)
+        self.assertIsNone(delivery._scan_waiters)
 
     def test_stop_ends_a_flush_under_way_and_a_stopped_one_fails(self):
         self.start_spool()

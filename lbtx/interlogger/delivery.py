@@ -90,6 +90,7 @@ class SpoolDelivery:
         self._running = False
         self._reply_observers: list[Callable[[Sequence[SpoolEntry], Sequence[Reply]], None]] = []
         self._flushes: list[_Flush] = []
+        self._scan_waiters: list[Deferred] | None = None  # flushes of every job, scanning
 
     def add_reply_observer(self, observer: Callable[[Sequence[SpoolEntry], Sequence[Reply]],
                                                     None]) -> None:
@@ -115,17 +116,35 @@ class SpoolDelivery:
         if not self._running:
             return fail(RuntimeError("the interlogger is not running"))
         if jobid is None:
-            d = self._run(self._read_worker, reader.scan_spool, self._dir)
-
-            def scanned(found):
-                self._scanned(found)
-                return found[0]
-            d.addCallback(scanned)
+            d = self._flush_scan()
         else:
             stem = layout.spool_stem(jobid)
             d = self._run(self._read_worker, reader.spool_file_size, self._dir, stem)
             d.addCallback(lambda size: {} if size is None else {stem: size})
         return d.addCallback(self._flush_started, timeout, jobid is None)
+
+    def _flush_scan(self) -> Deferred[dict[str, int]]:
+        """The sizes of every spool file, from a rescan: one for all the flushes of
+        every job that arrive while it runs (a producer sending many costs one)."""
+        waiting: Deferred[dict[str, int]] = Deferred()
+        if self._scan_waiters is not None:
+            self._scan_waiters.append(waiting)
+            return waiting
+        self._scan_waiters = [waiting]
+
+        def done(result):
+            waiters, self._scan_waiters = self._scan_waiters, None
+            if not isinstance(result, Failure):
+                self._scanned(result)
+                result = result[0]
+            for d in waiters:
+                if isinstance(result, Failure):
+                    d.errback(result)
+                else:
+                    d.callback(dict(result))
+
+        self._run(self._read_worker, reader.scan_spool, self._dir).addBoth(done)
+        return waiting
 
     def _flush_started(self, sizes: dict[str, int], timeout: float, everything: bool):
         flush = _Flush(dict(sizes), Deferred())
