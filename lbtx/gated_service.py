@@ -2,15 +2,18 @@
 
 The server's job store and the logger's spool are opened (connected, migrated,
 recovered) before anything listens or delivers; on stop the children go first,
-then the resource finishes its work and closes. A resource that cannot be opened
-is logged and stops the reactor.
+then the resource finishes its work and closes. A resource that cannot be opened,
+or a listening port that cannot be bound (the children's ports are
+``strports.service`` ones, which raise when they cannot listen), is logged and
+stops the reactor.
 """
 
 from __future__ import annotations
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 __all__ = ["GatedService"]
 
@@ -53,7 +56,18 @@ class GatedService(MultiService):
 
     def _opened(self, result):
         self.opened(result)
-        MultiService.startService(self)
+        try:
+            MultiService.startService(self)   # listeners bind here (strports.service)
+        except Exception:
+            # a port that cannot be bound (in use, no permission): a daemon without
+            # its ports must not run on half-deaf, so it stops like one whose
+            # resource cannot be opened
+            failure = Failure()
+            self.log.critical("cannot listen: {error}; stopping", error=failure.getErrorMessage())
+            self.ready.errback(failure)
+            if self._reactor.running:
+                self._reactor.stop()
+            return
         self.ready.callback(None)
 
     def _failed(self, failure):
@@ -63,6 +77,10 @@ class GatedService(MultiService):
             self._reactor.stop()
 
     def stopService(self):
-        d = defer.maybeDeferred(MultiService.stopService, self)
+        # the children that were started, last first (after a port that could not be
+        # bound, the ones after it never were)
+        Service.stopService(self)
+        started = [child for child in reversed(list(self)) if child.running]
+        d = defer.DeferredList([defer.maybeDeferred(child.stopService) for child in started])
         d.addCallback(lambda _: self.close())
         return d

@@ -115,3 +115,8 @@ class InterloggerOptions(usage.Options):
         check_template(self["destination-template"])
         self["spool"] = spool_directory(self)
         self["control"] = None if self["no-control"] else control_socket(self)
+        if self["control"] is not None:
+            folder = os.path.dirname(self["control"])
+            if os.path.exists(folder) and not os.path.isdir(folder):
+                raise usage.UsageError(f"--control {self['control']}: {folder} is not a "
+                                       "directory")

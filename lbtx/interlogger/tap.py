@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import os
 
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application import strports
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
 
 from lbtx.interlogger.box_channel import BoxDeliveryConnector
 from lbtx.interlogger.control import ControlHandler
@@ -69,7 +68,7 @@ def makeService(options, reactor=None) -> MultiService:
     return top
 
 
-def _control_service(delivery, path: str, reactor) -> StreamServerEndpointService:
+def _control_service(delivery, path: str, reactor):
     """The control socket at ``path`` (owner only), for a logger of its own."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     confirmations = Confirmations(reactor, remember=REMEMBERED_REPLIES)
@@ -78,6 +77,5 @@ def _control_service(delivery, path: str, reactor) -> StreamServerEndpointServic
     factory = BoxServerFactory(handler, clock=reactor,
                                limits=ServerLimits(request_timeout=CONTROL_MAX_WAIT + 30,
                                                    idle_timeout=CONTROL_MAX_WAIT + 60))
-    endpoint = serverFromString(reactor, f"unix:{path.replace(':', chr(92) + ':')}"
-                                         ":mode=600:lockfile=1")
-    return StreamServerEndpointService(endpoint, factory)
+    description = f"unix:{path.replace(':', chr(92) + ':')}:mode=600:lockfile=1"
+    return strports.service(description, factory, reactor=reactor)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import os
 
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application import strports
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
 
 from lbtx.interlogger.tap import make_delivery_service
 from lbtx.logger.confirmations import Confirmations
@@ -69,6 +68,5 @@ def makeService(options, reactor=None) -> MultiService:
                                framings=LOGGER_PORT_FRAMINGS,
                                identify=peer_identifier(options["peer-identity"]))
     for description in options.endpoints():
-        endpoint = serverFromString(reactor, description)
-        StreamServerEndpointService(endpoint, factory).setServiceParent(spool_service)
+        strports.service(description, factory, reactor=reactor).setServiceParent(spool_service)
     return top

@@ -13,9 +13,8 @@ import os
 import secrets
 import socket
 
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application import strports
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
 
 from lbtx.protocols.box.server import STORE_PORT_FRAMINGS, BoxServerFactory, ServerLimits
 from lbtx.protocols.legacy_query.service import QueryService
@@ -76,12 +75,11 @@ def makeService(options, reactor=None) -> MultiService:
                                framings=STORE_PORT_FRAMINGS,
                                identify=store_identify(options["peer-identity"]))
     for description in options["listen-store"]:
-        endpoint = serverFromString(reactor, description)
-        StreamServerEndpointService(endpoint, factory).setServiceParent(store_service)
+        strports.service(description, factory, reactor=reactor).setServiceParent(store_service)
     query_factory = _query_factory(options, store, reactor, notifications, policy)
     for description in options["listen-query"]:
-        endpoint = serverFromString(reactor, description)
-        StreamServerEndpointService(endpoint, query_factory).setServiceParent(store_service)
+        strports.service(description, query_factory, reactor=reactor).setServiceParent(
+            store_service)
     return top
 
 
