@@ -187,3 +187,23 @@ def test_a_logger_and_an_interlogger_with_one_data_directory_find_each_other(tmp
     il = InterloggerOptions()
     il.parseOptions(["--no-control"])
     assert il["control"] is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_link_takes_any_timeout_and_answers_on_disk_without_an_interlogger(tmp_path):
+    """A logger's --sync-timeout may exceed what a command carries (a day): the
+    link sends the most it may instead of failing; with nobody on the control
+    socket a synchronous line is answered as stored on the logger's disk, and a
+    flush fails."""
+    from twisted.internet import reactor
+
+    from lbtx.logger.interlogger_link import InterloggerLink
+
+    link = InterloggerLink(reactor, str(tmp_path / "nobody.sock"), timeout=10)
+    try:
+        reply = yield link.expect(5, 10.0 ** 6)
+        assert reply == Reply(DeliveryResult.STORED, "")
+        with pytest.raises(UnavailableError):
+            yield link.flush(None, timeout=10.0 ** 6)
+    finally:
+        link.close()

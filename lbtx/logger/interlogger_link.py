@@ -23,7 +23,7 @@ import re
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from lbtx.commands import confirm_record, flush_record
+from lbtx.commands import MAX_TIMEOUT, confirm_record, flush_record
 from lbtx.interlogger.control import EVENTS_WAITING, TIMEOUT
 from lbtx.interlogger.interfaces import DeliveryResult, Reply
 from lbtx.producer import DeferredProducer
@@ -34,6 +34,11 @@ __all__ = ["InterloggerLink"]
 
 _WAITING = re.compile(r"events of (\d+) job")
 _ON_DISK = Reply(DeliveryResult.STORED, "")
+
+
+def _seconds(timeout: float) -> int:
+    """``timeout`` as a command's whole seconds (what commands accept at most)."""
+    return min(MAX_TIMEOUT, max(0, math.ceil(timeout)))
 
 
 class InterloggerLink:
@@ -52,7 +57,7 @@ class InterloggerLink:
 
     def flush(self, job_id=None, *, timeout: float) -> defer.Deferred:
         """See the module docstring."""
-        line = flush_record(job_id, timeout=math.ceil(timeout), host="localhost")
+        line = flush_record(job_id, timeout=_seconds(timeout), host="localhost")
 
         def answered(results) -> int:
             self._reached()
@@ -68,7 +73,7 @@ class InterloggerLink:
 
     def expect(self, lllid: int, timeout: float) -> defer.Deferred:
         """See the module docstring."""
-        line = confirm_record(lllid, timeout=math.ceil(timeout), host="localhost")
+        line = confirm_record(lllid, timeout=_seconds(timeout), host="localhost")
 
         def answered(results) -> Reply:
             self._reached()
