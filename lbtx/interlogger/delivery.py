@@ -147,9 +147,9 @@ class SpoolDelivery:
         return waiting
 
     def _flush_started(self, sizes: dict[str, int], timeout: float, everything: bool):
-        flush = _Flush(dict(sizes), Deferred())
         if not self._running:
             return len(sizes)
+        flush = _Flush(sizes, Deferred())  # (sizes is this flush's own dict)
         if not everything:  # (the rescan did this for every file)
             self.hint(list(sizes))  # discover a new file, read what grew
         for stem in list(flush.remaining):
@@ -168,9 +168,7 @@ class SpoolDelivery:
             if stems is not None and store.stem not in stems:
                 continue
             if store.hold is not None:  # an unknown job: ask again now
-                if store.hold.active():
-                    store.hold.cancel()
-                store.hold = None
+                self._cancel_hold(store)
                 self._pump(store)
             if store.destination is not None and store.destination in self.queues:
                 self.queues[store.destination].hurry()
@@ -225,9 +223,7 @@ class SpoolDelivery:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         for store in self.stores.values():
-            if store.hold is not None and store.hold.active():
-                store.hold.cancel()
-            store.hold = None
+            self._cancel_hold(store)
         for queue in self.queues.values():
             queue.stop()
         for flush in list(self._flushes):
@@ -602,9 +598,7 @@ class SpoolDelivery:
         if why is not None:
             self.log.info("forgetting {path}: {why}", path=store.path, why=why)
         store.removed = True
-        if store.hold is not None and store.hold.active():
-            store.hold.cancel()
-        store.hold = None
+        self._cancel_hold(store)
         if self.stores.get(store.stem) is store:
             del self.stores[store.stem]
         for starved in self._starved.values():
@@ -613,6 +607,12 @@ class SpoolDelivery:
             self._flush_progress(store.stem)
 
     # --- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def _cancel_hold(store: SpoolStore) -> None:
+        hold, store.hold = store.hold, None
+        if hold is not None and hold.active():
+            hold.cancel()
 
     def _run(self, worker, func, *args, **kwargs) -> Deferred:
         d = worker.run(func, *args, **kwargs)

@@ -139,24 +139,19 @@ class SpoolingHandler:
         if invalid:
             self.log.info("{count} invalid event(s) from {peer}", count=invalid, peer=peer_identity)
         if not entries:
-            if flushes:
-                return self._flushed(flushes, results, peer_identity)
-            return defer.succeed(results)
+            return self._flushed(results, flushes, peer_identity) if flushes else \
+                defer.succeed(results)
 
         def appended(outcomes):
             for i, outcome in zip(where, outcomes):
                 if isinstance(outcome, Exception):
                     return failed(Failure(outcome))
                 results[i] = _STORED
-            if synchronous:
+            if synchronous:  # the flushes (if any) follow the server's answers
                 d = self._confirm([(where[k], outcomes[k].lllid) for k in synchronous],
                                   results, peer_identity)
-                if flushes:
-                    d.addCallback(lambda _: self._flushed(flushes, results, peer_identity))
-                return d
-            if flushes:
-                return self._flushed(flushes, results, peer_identity)
-            return results
+                return d.addCallback(self._flushed, flushes, peer_identity) if flushes else d
+            return self._flushed(results, flushes, peer_identity) if flushes else results
 
         def failed(failure):
             self.log.warn("cannot spool events from {peer}: {error}", peer=peer_identity,
@@ -175,7 +170,7 @@ class SpoolingHandler:
         except LBFormatError as e:
             return Result.invalid(str(e), e.code)
 
-    def _flushed(self, flushes: list[tuple[int, "commands.Command"]], results: list,
+    def _flushed(self, results: list, flushes: list[tuple[int, "commands.Command"]],
                  peer_identity: str):
         """``results`` once every flush command of the batch has done its work
         (formats.md §4.7): answered as accepted when everything was delivered, the
