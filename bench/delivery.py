@@ -20,7 +20,7 @@ measured interval) is given for the logger process and for the producers (their
 sum over all events): on a shared, loaded machine it is steadier than the rates.
 
 Usage: ``.venv/bin/python bench/delivery.py [--events N] [--producers 1,16]
-[--modes one,batch] [--batch B] [--rounds R] [--dir D]``
+[--modes one,batch] [--batch B] [--rounds R] [--dir D] [--profile DIR]``
 
 Issue 4's goal: >= 20,000 events/s with 16 producers, and >= 50% of the baseline.
 The end-to-end figures (producer to status query, PostgreSQL) are not measured here.
@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from lbtx.jobid import JobId  # noqa: E402
 from lbtx.producer import Producer  # noqa: E402
 from processes import cpu_seconds, yardsticks  # noqa: E402
+from profiles import Spy, have_py_spy, report_profiles  # noqa: E402
 from spool import run_baseline  # noqa: E402
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -129,11 +130,14 @@ def _spooled_lines(data: str, limit: int = 4096) -> list[bytes]:
     return lines
 
 
-def measure(base: str, producers: int, events: int, batch: int) -> dict:
+def measure(base: str, producers: int, events: int, batch: int, profile: Path | None = None
+            ) -> dict:
     """One measurement with a fresh logger: rate, latencies, mean group commit, and
-    (some of) the lines it spooled."""
+    (some of) the lines it spooled. With ``profile``, py-spy samples the logger
+    (all threads, and the GIL holder) while the producers run."""
     name = f"logger-{producers}-{batch}-{time.monotonic_ns()}"
     proc, sock, log = _start_logger(base, name)
+    spies: list[Spy] = []
     try:
         per = max(1, events // producers)
         warmup = multiprocessing.Lock()
@@ -148,6 +152,11 @@ def measure(base: str, producers: int, events: int, batch: int) -> dict:
         for _ in procs:   # everyone connected and warmed up
             if not ready.acquire(timeout=120):
                 raise RuntimeError("a producer did not start")
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            spies = [Spy("lb-logger", proc.pid, profile / f"{name}{'-gil' if gil else ''}.txt",
+                         600, gil=gil, rate=500) for gil in (False, True)]
+            time.sleep(1.0)  # py-spy attached
         cpu0 = cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         start.set()
@@ -158,6 +167,9 @@ def measure(base: str, producers: int, events: int, batch: int) -> dict:
             p.join()
     finally:
         lines, batches = _stop_logger(proc, log)
+        for spy in spies:  # they stop with the logger
+            spy.wait()
+    report_profiles(spies)
     total = sum(n for n, _, _ in results)
     latencies = sorted(x for _, lat, _ in results for x in lat)
     producer_cpu = sum(c for _, _, c in results)
@@ -185,7 +197,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="events per log_many call")
     parser.add_argument("--rounds", type=int, default=1, help="measurements per figure (median)")
     parser.add_argument("--dir", default=None, help="where to put the spool (a temp dir in it)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy the logger into DIR (the figures then include py-spy's cost)")
     args = parser.parse_args()
+    if args.profile is not None and not have_py_spy():
+        args.profile = None
     base = tempfile.mkdtemp(prefix="lbtx-bench-delivery-", dir=args.dir)
     print(f"lb-logger bench in {base} ({os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}, {yardsticks()}); baseline: "
@@ -200,7 +216,7 @@ def main() -> None:
                 events = args.events if producers > 1 else min(args.events, 5000 * batch)
                 rounds = []
                 for _ in range(args.rounds):  # interleaved, so both see the same disk load
-                    m = measure(base, producers, events, batch)
+                    m = measure(base, producers, events, batch, args.profile)
                     lines = m.pop("lines")
                     m["baseline"] = run_baseline(base, lines * (4096 // len(lines) + 1),
                                                  max(1, round(m["mean_batch"])), events)

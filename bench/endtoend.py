@@ -77,8 +77,8 @@ from lbtx.producer import LoggingError, Producer  # noqa: E402
 from lbtx.protocols.legacy_query.http import (HTTPLimits, ResponseDecoder,  # noqa: E402
                                               format_request)
 from processes import Daemon, children, cpu_seconds, free_port_pair, yardsticks  # noqa: E402
+from profiles import Spy, have_py_spy, report_profiles  # noqa: E402
 
-PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
 OWNER = "/DC=org/DC=example/CN=Bench Owner"
 TAG = "bench"
 TIMEOUT = 60.0            # seconds for one producer call or one status request
@@ -355,34 +355,14 @@ def run(setup, *, duration: float, rate: float | None, label: str, profile: Path
                   + f"; total {total:.3f} ms -> at most {cores / total * 1e3:.0f} events/s "
                   f"on {cores} cores if nothing else ran\n")
     out.flush()
-    _report_profiles(spies)
+    report_profiles(spies)
     return {"e2e": e2e, "logged": logged / window, "ack_p99": p99, "lat_p99": l99}
 
 
 # --- py-spy -----------------------------------------------------------------------------------
 
-class Spy:
-    """py-spy on one process: every thread not waiting in the kernel's idle calls (so a
-    thread in fdatasync counts), or with ``gil`` only the thread holding the GIL (where
-    the process's Python CPU goes)."""
-
-    def __init__(self, name: str, pid: int, path: Path, seconds: float, *, gil: bool = False):
-        self.name, self.path = name + (" (GIL holder only)" if gil else " (all threads)"), path
-        argv = [PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100",
-                "--format", "raw", "-o", str(path), "--nonblocking"] + (["--gil"] if gil else [])
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def wait(self) -> None:
-        try:
-            self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def _start_profilers(setup, directory: Path, duration: float, label: str) -> list[Spy]:
-    if not os.path.exists(PY_SPY):
-        sys.stdout.write("--profile: py-spy is not installed (.venv/bin/pip install py-spy)\n")
+    if not have_py_spy():
         return []
     directory.mkdir(parents=True, exist_ok=True)
     seconds = max(5, min(duration - 2, 120))
@@ -390,44 +370,6 @@ def _start_profilers(setup, directory: Path, duration: float, label: str) -> lis
                 gil=gil)
             for name, pid in (("lb-logger", setup.logger.pid), ("lb-server", setup.server_proc.pid))
             for gil in (False, True)]
-
-
-def _frame(text: str) -> str:
-    """``func (path/to/file.py:LINE)`` as ``func (file.py:LINE)``."""
-    name, sep, where = text.partition(" (")
-    return f"{name} ({where.rsplit('/', 1)[-1]}" if sep else text
-
-
-def _report_profiles(spies: list[Spy], top: int = 12) -> None:
-    """The functions with the most samples on top of the stack (self) and anywhere
-    on it (total), from py-spy's collapsed-stack output."""
-    for spy in spies:
-        if not spy.path.exists():
-            sys.stdout.write(f"profile of {spy.name}: no output\n")
-            continue
-        own, total, samples = Counter(), Counter(), 0
-        for line in spy.path.read_text(errors="replace").splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not n.isdigit():
-                continue
-            frames = [_frame(f) for f in stack.split(";")]
-            n = int(n)
-            samples += n
-            if frames:
-                own[frames[-1]] += n
-            for f in {f.split(":")[0] + ")" if ":" in f else f for f in frames}:
-                total[f] += n
-        sys.stdout.write(f"profile of {spy.name} ({samples} samples, {spy.path}):\n"
-                         "  self:\n")
-        for f, n in own.most_common(top):
-            sys.stdout.write(f"    {n / samples:6.1%}  {f}\n")
-        sys.stdout.write("  total (on the stack, by function):\n")
-        functions = total
-        boring = ("<module>", "run (", "main (", "Thread.", "ReactorBase.", "runApp",
-                  "runReactorWithLogging", "ApplicationRunner", "UnixApplicationRunner")
-        for f, n in [(f, n) for f, n in functions.most_common(top * 4)
-                     if not f.startswith(boring)][:top]:
-            sys.stdout.write(f"    {n / samples:6.1%}  {f}\n")
 
 
 # --- main -----------------------------------------------------------------------------------
