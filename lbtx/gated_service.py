@@ -5,7 +5,8 @@ recovered) before anything listens or delivers; on stop the children go first,
 then the resource finishes its work and closes. A resource that cannot be opened,
 or a listening port that cannot be bound (the children's ports are
 ``strports.service`` ones, which raise when they cannot listen), is logged and
-stops the reactor.
+stops the reactor; the daemon then exits with a failure status
+(:mod:`lbtx.daemon_exit`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from lbtx.daemon_exit import stop_for_failure
 
 __all__ = ["GatedService"]
 
@@ -63,18 +66,18 @@ class GatedService(MultiService):
             # its ports must not run on half-deaf, so it stops like one whose
             # resource cannot be opened
             failure = Failure()
-            self.log.critical("cannot listen: {error}; stopping", error=failure.getErrorMessage())
+            error = failure.getErrorMessage().rstrip(".")
+            self.log.critical("cannot listen: {error}; stopping", error=error)
             self.ready.errback(failure)
-            if self._reactor.running:
-                self._reactor.stop()
+            stop_for_failure(self._reactor, f"cannot listen: {error}")
             return
         self.ready.callback(None)
 
     def _failed(self, failure):
         self.log.failure("cannot open the {what}", failure, what=self.what)
         self.ready.errback(failure)
-        if self._reactor.running:
-            self._reactor.stop()
+        stop_for_failure(self._reactor,
+                         f"cannot open the {self.what}: {failure.getErrorMessage()}")
 
     def stopService(self):
         # the children that were started, last first (after a port that could not be

@@ -188,6 +188,7 @@ def test_a_second_logger_on_the_same_spool_exits(logger, tmp_path):
         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
         text=True, timeout=60)
     assert "cannot open the spool" in second.stdout
+    assert second.returncode == 1       # a failure, for a supervisor to see
     assert proc.poll() is None          # the first one goes on
 
 

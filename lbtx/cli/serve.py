@@ -8,8 +8,10 @@ Runs on localhost, with SQLite (or ``--db``) under a data directory:
 * the local user is the identity of plaintext callers, so one can register, log
   and query one's own jobs with no further set-up.
 
-It prints the addresses and the environment variables to export, then logs to
-``DATA-DIR/lbtx.log`` until interrupted (Ctrl-C).
+Once its stores are open and its ports bound it prints the addresses and the
+environment variables to export, then logs to
+``DATA-DIR/lbtx.log`` until interrupted (Ctrl-C). If it cannot run (a port in use,
+the database unavailable) it says why on standard error and exits with status 1.
 """
 
 from __future__ import annotations
@@ -68,10 +70,25 @@ def build(data_dir: str, base_port: int, db: str | None, reactor):
     return top, lines
 
 
+def _gates(service) -> list:
+    """The :class:`~lbtx.gated_service.GatedService` s in ``service``'s tree."""
+    from twisted.application.service import MultiService
+
+    from lbtx.gated_service import GatedService
+
+    found = [service] if isinstance(service, GatedService) else []
+    if isinstance(service, MultiService):
+        for child in service:
+            found += _gates(child)
+    return found
+
+
 def run(args) -> int:
-    from twisted.internet import reactor
+    from twisted.internet import defer, reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
     from twisted.python import usage
+
+    from lbtx.daemon_exit import EXIT_FAILURE, failure
 
     os.makedirs(args.data_dir, exist_ok=True)
     try:
@@ -83,8 +100,13 @@ def run(args) -> int:
     globalLogBeginner.beginLoggingTo([textFileLogObserver(log)], redirectStandardIO=False)
     reactor.callWhenRunning(top.startService)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    for line in lines:
-        print(line)
-    sys.stdout.flush()
+
+    def announce(_):
+        print("\n".join(lines), flush=True)
+    gates = defer.gatherResults([gate.ready for gate in _gates(top)], consumeErrors=True)
+    gates.addCallbacks(announce, lambda _: None)  # a failure is said after the reactor
     reactor.run()
+    if failure() is not None:
+        print(f"lbtx serve: {failure()}; stopped (details in {log.name})", file=sys.stderr)
+        return EXIT_FAILURE
     return 0

@@ -7,6 +7,8 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from lbtx.daemon_exit import stop_for_failure
+
 __all__ = ["DeliveryService"]
 
 
@@ -14,7 +16,8 @@ class DeliveryService(Service):
     """Runs ``delivery`` (a :class:`SpoolDelivery`) while the service runs.
 
     A failed start (another interlogger owns the spool) is logged and stops the
-    reactor, as a daemon that cannot do its one job should.
+    reactor, as a daemon that cannot do its one job should, with a failure status
+    (:mod:`lbtx.daemon_exit`).
     """
 
     log = Logger()
@@ -35,8 +38,8 @@ class DeliveryService(Service):
 
     def _failed(self, failure):
         self.log.failure("the interlogger cannot start", failure)
-        if self._reactor.running:
-            self._reactor.stop()
+        stop_for_failure(self._reactor,
+                         f"the interlogger cannot start: {failure.getErrorMessage()}")
 
     def stopService(self):
         super().stopService()
