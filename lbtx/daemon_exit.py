@@ -20,7 +20,7 @@ import atexit
 import os
 import sys
 
-__all__ = ["EXIT_FAILURE", "exit_nonzero_on_failure", "failure", "stop_for_failure"]
+__all__ = ["EXIT_FAILURE", "armed", "exit_nonzero_on_failure", "failure", "stop_for_failure"]
 
 #: the status of a daemon that stopped because it could not run
 EXIT_FAILURE = 1
@@ -43,6 +43,11 @@ def stop_for_failure(reactor, reason: str) -> None:
         _hook()
     if reactor.running:
         reactor.stop()
+
+
+def armed() -> bool:
+    """Whether :func:`exit_nonzero_on_failure` was called in this process."""
+    return _state["armed"]
 
 
 def failure() -> str | None:

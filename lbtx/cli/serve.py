@@ -9,9 +9,9 @@ Runs on localhost, with SQLite (or ``--db``) under a data directory:
   and query one's own jobs with no further set-up.
 
 Once its stores are open and its ports bound it prints the addresses and the
-environment variables to export, then logs to
-``DATA-DIR/lbtx.log`` until interrupted (Ctrl-C). If it cannot run (a port in use,
-the database unavailable) it says why on standard error and exits with status 1.
+environment variables to export, then logs to ``DATA-DIR/lbtx.log`` until
+interrupted (Ctrl-C). If it cannot run (a port in use, the database unavailable)
+it says why on standard error and exits with status 1.
 """
 
 from __future__ import annotations
