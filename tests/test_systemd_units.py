@@ -55,6 +55,7 @@ def test_the_units_restart_on_failure_and_run_twistd_in_the_foreground():
     for name in NAMES:
         settings = unit_settings(UNITS / name)
         assert settings["Restart"] == ["on-failure"]
+        assert settings["StartLimitBurst"] == ["5"]   # and then it stays down
         argv = shlex.split(settings["ExecStart"][0])
         assert argv[0] == "/opt/lbtx/.venv/bin/twistd" and "--nodaemon" in argv
         assert settings["User"] == ["lbtx"]
