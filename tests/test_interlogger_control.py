@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 
 from delivery_fault_support import logger_with_server
 from lbtx.commands import confirm_record, flush_record
-from lbtx.interlogger.control import ControlHandler
+from lbtx.interlogger.control import ControlHandler, jobs_waiting
 from lbtx.interlogger.interfaces import DeliveryResult, Reply
 from lbtx.logger.confirmations import Confirmations
 from lbtx.producer.errors import UnavailableError
@@ -111,6 +111,7 @@ def test_control_waits_at_most_its_limit_and_reports_what_still_waits():
     assert delivery.calls == [(None, 30)]
     assert (waiting.code, waiting.detail) == (ResultCode.INVALID, "IL_EVENTS_WAITING")
     assert "events of 2 job(s) still wait" in waiting.reason
+    assert jobs_waiting(waiting) == 2   # what the logger's InterloggerLink reads of it
     results = _handle(handler, confirm_record(99, timeout=3600))
     assert results == []
     clock.advance(30)

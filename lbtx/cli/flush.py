@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from lbtx.commands import MAX_TIMEOUT
 from lbtx.errors import LBFormatError
 from lbtx.jobid import JobId
 from lbtx.producer import LoggingError, Producer
@@ -20,7 +21,7 @@ __all__ = ["add_parser", "run"]
 
 def _seconds(text: str) -> int:
     value = int(text)
-    if not 0 <= value <= 86400:
+    if not 0 <= value <= MAX_TIMEOUT:
         raise ValueError(text)
     return value
 

@@ -20,6 +20,8 @@ side is :mod:`lbtx.logger.interlogger_link`.
 
 from __future__ import annotations
 
+import re
+
 from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -30,12 +32,28 @@ from lbtx.logger.handler import confirmed_result
 from lbtx.protocols.box.messages import Result, ResultCode
 from lbtx.protocols.interfaces import IBatchHandler
 
-__all__ = ["CONTROL_COMMANDS", "ControlHandler", "EVENTS_WAITING", "IL_SYS", "TIMEOUT"]
+__all__ = ["CONTROL_COMMANDS", "ControlHandler", "EVENTS_WAITING", "IL_SYS", "TIMEOUT",
+           "jobs_waiting"]
 
 CONTROL_COMMANDS = (commands.FLUSH, commands.CONFIRM)
 #: ``detail`` of the ``invalid`` results that are not about the line itself
 EVENTS_WAITING, IL_SYS, TIMEOUT = "IL_EVENTS_WAITING", "IL_SYS", "TIMEOUT"
 _ACCEPTED = Result(ResultCode.STORED)
+_WAITING = re.compile(r"\Aevents of (\d+) job")
+
+
+def _waiting_result(jobs: int, wait: float) -> Result:
+    return Result.invalid(f"events of {jobs} job(s) still wait for delivery after {wait:g} s",
+                          EVENTS_WAITING)
+
+
+def jobs_waiting(result: Result) -> int | None:
+    """How many jobs' events still wait, by a flush's ``EVENTS_WAITING`` result
+    (at least 1); None for any other result."""
+    if result.accepted or result.detail != EVENTS_WAITING:
+        return None
+    found = _WAITING.match(result.reason)
+    return int(found.group(1)) if found else 1
 
 
 @implementer(IBatchHandler)
@@ -75,10 +93,7 @@ class ControlHandler:
 
     def _flush(self, command, wait: float) -> defer.Deferred:
         def done(waiting: int) -> Result:
-            if waiting:
-                return Result.invalid(f"events of {waiting} job(s) still wait for delivery "
-                                      f"after {wait:g} s", EVENTS_WAITING)
-            return _ACCEPTED
+            return _waiting_result(waiting, wait) if waiting else _ACCEPTED
 
         def failed(failure) -> Result:
             self.log.failure("flush failed", failure)

@@ -78,11 +78,11 @@ def delivery_config(options) -> DeliveryConfig:
                           queue_policy=policy)
 
 
-def control_socket(options) -> str:
-    """The absolute path of the interlogger's control socket (``--control``, else
-    in the data directory): the lb-logger option of the same name defaults alike."""
-    return os.path.abspath(options["control"]
-                           or os.path.join(options["data-dir"], DEFAULT_CONTROL))
+def control_socket(given: str | None, data_dir: str) -> str:
+    """The absolute path of an interlogger's control socket: ``given``, else
+    :data:`DEFAULT_CONTROL` in ``data_dir`` (lb-interlogger's ``--control`` and
+    lb-logger's ``--interlogger-control`` default alike)."""
+    return os.path.abspath(given or os.path.join(data_dir, DEFAULT_CONTROL))
 
 
 def spool_directory(options) -> str:
@@ -114,7 +114,8 @@ class InterloggerOptions(usage.Options):
     def postOptions(self):
         check_template(self["destination-template"])
         self["spool"] = spool_directory(self)
-        self["control"] = None if self["no-control"] else control_socket(self)
+        self["control"] = (None if self["no-control"]
+                           else control_socket(self["control"], self["data-dir"]))
         if self["control"] is not None:
             folder = os.path.dirname(self["control"])
             if os.path.exists(folder) and not os.path.isdir(folder):

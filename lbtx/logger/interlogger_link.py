@@ -18,13 +18,12 @@ the control socket of ``twistd lb-interlogger`` (:mod:`lbtx.interlogger.control`
 from __future__ import annotations
 
 import math
-import re
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from lbtx.commands import MAX_TIMEOUT, confirm_record, flush_record
-from lbtx.interlogger.control import EVENTS_WAITING, TIMEOUT
+from lbtx.interlogger.control import TIMEOUT, jobs_waiting
 from lbtx.interlogger.interfaces import DeliveryResult, Reply
 from lbtx.producer import DeferredProducer
 from lbtx.producer.errors import UnavailableError
@@ -32,7 +31,6 @@ from lbtx.protocols.box.messages import ResultCode
 
 __all__ = ["InterloggerLink"]
 
-_WAITING = re.compile(r"events of (\d+) job")
 _ON_DISK = Reply(DeliveryResult.STORED, "")
 
 
@@ -64,9 +62,9 @@ class InterloggerLink:
             result = results[0]
             if result.accepted:
                 return 0
-            if result.detail == EVENTS_WAITING:
-                found = _WAITING.search(result.reason)
-                return int(found.group(1)) if found else 1
+            waiting = jobs_waiting(result)
+            if waiting is not None:
+                return waiting
             raise RuntimeError(f"the interlogger at {self.path} did not flush: {result.reason}")
 
         return self._producer.send_records([line.encode()]).addCallback(answered)

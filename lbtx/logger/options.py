@@ -20,7 +20,7 @@ from twisted.python import usage
 
 from lbtx.option_types import positive as _positive
 from lbtx.interlogger.options import (DEFAULT_CONTROL, INTERLOGGER_PARAMETERS, check_template,
-                                      spool_directory)
+                                      control_socket, spool_directory)
 from lbtx.logger.handler import DEFAULT_SYNC_TIMEOUT
 
 __all__ = ["DEFAULT_PORT", "LoggerOptions"]
@@ -95,8 +95,8 @@ class LoggerOptions(usage.Options):
                 f"--sync-timeout ({self['sync-timeout']:g} s) must be less than "
                 f"--request-timeout ({self['request-timeout']:g} s)")
         self["spool"] = spool_directory(self)
-        self["interlogger-control"] = os.path.abspath(
-            self["interlogger-control"] or os.path.join(self["data-dir"], DEFAULT_CONTROL))
+        self["interlogger-control"] = control_socket(self["interlogger-control"],
+                                                     self["data-dir"])
         if self["no-socket"]:
             self["socket"] = None
         else:
